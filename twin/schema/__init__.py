@@ -1,0 +1,1 @@
+"""Typed, frozen models of sites, scenarios and workloads (pydantic)."""
