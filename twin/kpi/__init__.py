@@ -1,0 +1,1 @@
+"""Key performance indicators computed from simulation results (energy, power quality, water, cost)."""

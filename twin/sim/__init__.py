@@ -1,0 +1,1 @@
+"""Simulation: workload, power chain, thermal and cooling, vectorised over time and equipment."""
