@@ -182,7 +182,7 @@ class LinearModel:
 
         def rule(m, i):
             s, e = b[i], b[i + 1]
-            if s == e and lb[i] is None and ub[i] is None:
+            if lb[i] is None and ub[i] is None:
                 return pyo.Constraint.Skip
             body = LinearExpression(constant=0.0, linear_coefs=vals_l[s:e],
                                     linear_vars=[vd[c] for c in cols_l[s:e]])
@@ -344,8 +344,6 @@ def solve(model: pyo.ConcreteModel, time_limit_s: float = 60.0, rel_gap: float =
     if backend == "pyomo":
         return _solve_pyomo(lm, time_limit_s, rel_gap, duals, options)
     t0 = time.perf_counter()
-    if getattr(lm, "_pyomo_objective_stale", False) and backend == "pyomo":
-        lm.sync_pyomo_objective()
     handle = persistent if isinstance(persistent, HighsHandle) else lm.handle
     if handle is None or handle.n_rows != lm.n_rows or handle.n_cols != lm.n_cols:
         handle = HighsHandle(lm)
@@ -443,7 +441,10 @@ def _solve_pyomo(lm: LinearModel, time_limit_s, rel_gap, duals, options) -> Solv
                             float, lm.families[c.local_name].size)
                 for c in cons])
     t2 = time.perf_counter()
-    highs_s = float(res.timing_info.get("highs_time", t1 - t0) or (t1 - t0))
+    try:
+        highs_s = float(res.timing_info.highs_time)
+    except (AttributeError, TypeError, ValueError):
+        highs_s = t1 - t0
     return SolveInfo(
         status=status, termination=str(tc), objective=obj, is_mip=lm.is_mip, mip_gap=0.0,
         build_s=lm.build_s, handover_s=(t1 - t0) - highs_s, solve_s=highs_s, extract_s=t2 - t1,
