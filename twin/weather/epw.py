@@ -94,7 +94,13 @@ def make_dataset(times, t_dry_c, t_dew_c, p_atm_pa, attrs: dict, rh_pct=None) ->
             "p_atm_pa": np.array(p_atm_pa)}  # fmt: skip
     ds = xr.Dataset(
         {k: ("time", v, dict(VARIABLE_ATTRS[k])) for k, v in data.items()},
-        coords={"time": ("time", pd.DatetimeIndex(times), {"long_name": "start of interval (local standard time)"})},
+        coords={
+            "time": (
+                "time",
+                pd.DatetimeIndex(times),
+                {"long_name": "start of interval (local standard time)"},
+            )
+        },
         attrs=attrs,
     )
     return ds
@@ -161,7 +167,9 @@ def read_epw(path: str | Path) -> xr.Dataset:
 
     body = body.rstrip("\n")
     if not body.strip():
-        _fail(path, f"line {N_HEADER + 1}", "no data records; expected 8760 hourly records after DATA PERIODS")
+        _fail(
+            path, f"line {N_HEADER + 1}", "no data records; expected 8760 hourly records after DATA PERIODS"
+        )
     _check_field_counts(path, body)
 
     cols = sorted(_USED)
@@ -201,13 +209,17 @@ def read_epw(path: str | Path) -> xr.Dataset:
     except (ValueError, OverflowError):
         ok = pd.to_datetime({"year": np.full(month.shape, YEAR), "month": month, "day": day}, errors="coerce")
         r = int(np.flatnonzero(ok.isna())[0])
-        _fail(path, f"line {line_no[r]}, field day", f"found {month[r]}/{day[r]}, expected a valid calendar date")
+        _fail(
+            path,
+            f"line {line_no[r]}, field day",
+            f"found {month[r]}/{day[r]}, expected a valid calendar date",
+        )
     times = pd.DatetimeIndex(date) + pd.to_timedelta(offset_min, unit="min")
     expected = year_index(steps_per_hour)
     n_exp = len(expected)
     pos = (times - expected[0]) // (expected[1] - expected[0])
     pos = np.asarray(pos)
-    if not np.array_equal(pos, np.arange(len(pos))):
+    if len(pos) != n_exp or not np.array_equal(pos, np.arange(n_exp)):
         mism = np.flatnonzero(pos[:n_exp] != np.arange(min(len(pos), n_exp)))
         if mism.size:
             r = int(mism[0])
@@ -218,7 +230,11 @@ def read_epw(path: str | Path) -> xr.Dataset:
             _fail(path, f"line {line_no[-1] + 1}",
                   f"file ends after {len(pos)} records, expected {n_exp} "
                   f"(next expected {_epw_stamp(expected[len(pos)], steps_per_hour)}); truncated?")  # fmt: skip
-        _fail(path, f"line {line_no[n_exp]}", f"found more than {n_exp} records, expected exactly one calendar year")
+        _fail(
+            path,
+            f"line {line_no[n_exp]}",
+            f"found more than {n_exp} records, expected exactly one calendar year",
+        )
 
     t_dry = vals["dry_bulb"][keep]
     t_dew = vals["dew_point"][keep]
@@ -226,7 +242,11 @@ def read_epw(path: str | Path) -> xr.Dataset:
     p = vals["atmospheric_station_pressure"][keep]
     filled = {}
     if np.isnan(t_dry).all():
-        _fail(path, "field dry_bulb", "every value is the missing code 99.9; expected measured dry-bulb temperatures")
+        _fail(
+            path,
+            "field dry_bulb",
+            "every value is the missing code 99.9; expected measured dry-bulb temperatures",
+        )
     filled["t_dry_c"] = _fill(t_dry)
     p_missing = np.isnan(p)
     filled["p_atm_pa"] = int(p_missing.sum())

@@ -76,7 +76,9 @@ class MonthlyDryBulb(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self):
-        for i, (lo, mean, hi) in enumerate(zip(self.t_dry_low_mean_c, self.t_dry_mean_c, self.t_dry_high_mean_c)):
+        for i, (lo, mean, hi) in enumerate(
+            zip(self.t_dry_low_mean_c, self.t_dry_mean_c, self.t_dry_high_mean_c, strict=True)
+        ):
             if not lo < mean < hi:
                 raise ValueError(f"month {i + 1}: expected low < mean < high, found {lo} / {mean} / {hi}")
         return self
@@ -198,7 +200,9 @@ def _diurnal_shape(clim: Climate) -> np.ndarray:
     t_max, t_min = 14.5, 5.0
     u = np.mod(clock - sr, 24.0)
     d1 = t_max - sr
-    x = np.where(u < d1, t_min + u * (t_max - t_min) / d1, t_max + (u - d1) * (24 + t_min - t_max) / (24 - d1))
+    x = np.where(
+        u < d1, t_min + u * (t_max - t_min) / d1, t_max + (u - d1) * (24 + t_min - t_max) / (24 - d1)
+    )
     f = np.interp(np.mod(x, 24.0), np.arange(1, 25, dtype=float), frac, period=24.0)
     shape = -f
     return shape - shape.reshape(365, 24).mean(axis=1).repeat(24)
@@ -261,11 +265,15 @@ def _typical_year_cached(climate: str) -> xr.Dataset:
             td = td + op @ (np.asarray(clim.dew_point.t_dew_mean_c) - _monthly_mean(td))
         return np.minimum(td, t_dry)
 
-    warm = t_dry >= clim.design.t_wet_evaporation_0p4_c - 6.0  # wet bulb <= dry bulb: only these can be in the tail
+    warm = (
+        t_dry >= clim.design.t_wet_evaporation_0p4_c - 6.0
+    )  # wet bulb <= dry bulb: only these can be in the tail
 
     def wb_996(sigma_summer: float) -> float:
         wb = t_dry.copy()
-        wb[warm] = psychro.wet_bulb_c(t_dry[warm], t_dew_c=dew(sigma_summer)[warm], p_atm_pa=p_atm, tol_k=1e-4)
+        wb[warm] = psychro.wet_bulb_c(
+            t_dry[warm], t_dew_c=dew(sigma_summer)[warm], p_atm_pa=p_atm, tol_k=1e-4
+        )
         return float(np.quantile(wb, 0.996))
 
     target = clim.design.t_wet_evaporation_0p4_c
@@ -322,30 +330,43 @@ def heat_wave(
     if hold not in ("t_dew_c", "rh_pct"):
         raise ValueError(f"heat_wave: hold={hold!r}, expected 't_dew_c' or 'rh_pct'")
     if hours < 0 or not 0 <= ramp_hours <= hours / 2:
-        raise ValueError(f"heat_wave: need hours >= 0 and 0 <= ramp_hours <= hours/2, got {hours}, {ramp_hours}")
+        raise ValueError(
+            f"heat_wave: need hours >= 0 and 0 <= ramp_hours <= hours/2, got {hours}, {ramp_hours}"
+        )
     t0 = pd.Timestamp(start)
     t = pd.DatetimeIndex(ds.indexes["time"])
     elapsed_h = np.asarray((t - t0) / pd.Timedelta(hours=1), dtype=float)
     inside = (elapsed_h >= 0) & (elapsed_h < hours)
     if hours > 0 and not inside.any():
-        raise ValueError(f"heat_wave: window {t0} + {hours} h lies outside the weather data ({t[0]} .. {t[-1]})")
+        raise ValueError(
+            f"heat_wave: window {t0} + {hours} h lies outside the weather data ({t[0]} .. {t[-1]})"
+        )
     weight = inside.astype(float)
     if ramp_hours > 0:
         weight *= np.clip(np.minimum(elapsed_h, hours - elapsed_h) / ramp_hours, 0, 1)
     out = ds.copy(deep=True)
-    t_dry = ds.t_dry_c.values + delta_t_k * weight
+    w = weight != 0  # recompute only the changed steps: everything else stays bit-identical
+    t_dry = ds.t_dry_c.values[w] + delta_t_k * weight[w]
     if hold == "t_dew_c":
-        t_dew = np.minimum(ds.t_dew_c.values, t_dry)
+        t_dew = np.minimum(ds.t_dew_c.values[w], t_dry)
         rh = psychro.relative_humidity_pct(t_dry, t_dew)
     else:
-        rh = ds.rh_pct.values
+        rh = ds.rh_pct.values[w]
         t_dew = psychro.dew_point_c(t_dry, rh)
-    out["t_dry_c"].values = t_dry
-    out["t_dew_c"].values = t_dew
-    out["rh_pct"].values = np.asarray(rh, dtype=float).copy()
-    out["t_wet_c"].values = psychro.wet_bulb_c(t_dry, t_dew_c=t_dew, p_atm_pa=ds.p_atm_pa.values)
+    for name, v in (
+        ("t_dry_c", t_dry),
+        ("t_dew_c", t_dew),
+        ("rh_pct", rh),
+        ("t_wet_c", psychro.wet_bulb_c(t_dry, t_dew_c=t_dew, p_atm_pa=ds.p_atm_pa.values[w])),
+    ):
+        arr = np.array(out[name].values, dtype=float)  # writable copy
+        arr[w] = v
+        out[name] = (out[name].dims, arr, out[name].attrs)
     events = list(np.atleast_1d(out.attrs.get("events", [])))
-    out.attrs["events"] = [*map(str, events), f"heat_wave start={t0} hours={hours} delta_t_k={delta_t_k} hold={hold}"]
+    out.attrs["events"] = [
+        *map(str, events),
+        f"heat_wave start={t0} hours={hours} delta_t_k={delta_t_k} hold={hold}",
+    ]
     return out
 
 
@@ -363,10 +384,14 @@ def weather_at(ds: xr.Dataset, times) -> xr.Dataset:
     step = t_ds[1] - t_ds[0]
     step_ns = step.value
     year_ns = 365 * 86_400 * 10**9
-    if n * step_ns != year_ns or (t_ds[0].month, t_ds[0].day, t_ds[0].hour) != (1, 1, 0) or not (
-        np.all(np.diff(t_ds.asi8) == step_ns)
+    if (
+        n * step_ns != year_ns
+        or (t_ds[0].month, t_ds[0].day, t_ds[0].hour) != (1, 1, 0)
+        or not (np.all(np.diff(t_ds.asi8) == step_ns))
     ):
-        raise ValueError("weather_at: ds must be a regular series covering one non-leap year from 1 Jan 00:00")
+        raise ValueError(
+            "weather_at: ds must be a regular series covering one non-leap year from 1 Jan 00:00"
+        )
     tq = pd.DatetimeIndex(np.atleast_1d(np.asarray(times, dtype="datetime64[ns]")))
     year_start = tq.to_period("Y").to_timestamp().as_unit("ns")
     since = np.asarray(tq.asi8 - year_start.asi8, dtype=np.int64)
@@ -385,7 +410,9 @@ def weather_at(ds: xr.Dataset, times) -> xr.Dataset:
     return xr.Dataset(data, coords={"time": ("time", tq, dict(ds["time"].attrs))}, attrs=dict(ds.attrs))
 
 
-def load_weather(spec: str | None, base_dir: str | Path | None = None, *, file: str | Path | None = None) -> xr.Dataset:
+def load_weather(
+    spec: str | None, base_dir: str | Path | None = None, *, file: str | Path | None = None
+) -> xr.Dataset:
     """The weather named by a scenario's ``weather:`` field.
 
     ``None`` or ``"memphis-typical"`` (generally ``"<climate>-typical"`` for a shipped
@@ -402,9 +429,15 @@ def load_weather(spec: str | None, base_dir: str | Path | None = None, *, file: 
         if not p.is_absolute():
             p = Path(base_dir or ".") / p
         if not p.is_file():
-            raise InputError.one(where, "weather", f"EPW file {str(p)!r} not found (relative paths are taken from the scenario's folder)")
+            raise InputError.one(
+                where,
+                "weather",
+                f"EPW file {str(p)!r} not found (relative paths are taken from the scenario's folder)",
+            )
         return read_epw(p)
     if spec.endswith("-typical") and climate_path(spec[: -len("-typical")]).is_file():
         return typical_year(spec[: -len("-typical")])
     known = sorted(f"{p.stem}-typical" for p in (data_dir() / "climate").glob("*.yaml"))
-    raise InputError.one(where, "weather", f"found {spec!r}, expected one of {known} or a path to an .epw file")
+    raise InputError.one(
+        where, "weather", f"found {spec!r}, expected one of {known} or a path to an .epw file"
+    )
