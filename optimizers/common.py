@@ -27,6 +27,7 @@ import highspy
 import numpy as np
 import pyomo.environ as pyo
 import xarray as xr
+from pyomo.core.base.matrix_constraint import MatrixConstraint
 from pyomo.core.expr.numeric_expr import LinearExpression
 from scipy import sparse
 
@@ -67,6 +68,27 @@ class RowFamily:
     dual_units: str
 
 
+def _bound_list(a: np.ndarray) -> list:
+    """Float list with None where the bound is infinite (Pyomo's 'no bound')."""
+    o = np.asarray(a, float).astype(object)
+    o[~np.isfinite(np.asarray(a, float))] = None
+    return o.tolist()
+
+
+class RowFamilyConstraint(MatrixConstraint):
+    """Pyomo's `MatrixConstraint` (CSR rows, body built on access) with the iteration signatures that
+    current Pyomo block traversal passes (`values(sort)` etc.)."""
+
+    def keys(self, sort=False, ordered=False):
+        return iter(range(len(self)))
+
+    def values(self, sort=False, ordered=False):
+        return iter(self._data)
+
+    def items(self, sort=False, ordered=False):
+        return iter(enumerate(self._data))
+
+
 Term = tuple[str, np.ndarray | Sequence[int] | None, np.ndarray | Sequence[int] | None, np.ndarray | float]
 """(variable family, local rows, positions in the variable family, coefficients); `None` rows/positions
 mean arange(size) of the constraint family; coefficients broadcast."""
@@ -105,10 +127,13 @@ class LinearModel:
         fam = VarFamily(name, self.n_cols, size, lb_a, ub_a, integer, units, long_name)
         self.vars[name] = fam
         self.cost = np.concatenate([self.cost, np.zeros(size)])
-        lbs = [None if not np.isfinite(v) else float(v) for v in lb_a]
-        ubs = [None if not np.isfinite(v) else float(v) for v in ub_a]
-        comp = pyo.Var(range(size), domain=pyo.Integers if integer else pyo.Reals,
-                       bounds=lambda m, i: (lbs[i], ubs[i]), doc=long_name)
+        lbs, ubs = _bound_list(lb_a), _bound_list(ub_a)
+        if len(set(lbs)) <= 1 and len(set(ubs)) <= 1:  # uniform bounds: the fast path of Var
+            bounds = (lbs[0] if lbs else None, ubs[0] if ubs else None)
+        else:
+            def bounds(m, i):
+                return (lbs[i], ubs[i])
+        comp = pyo.Var(range(size), domain=pyo.Integers if integer else pyo.Reals, bounds=bounds, doc=long_name)
         self.model.add_component(name, comp)
         self._vardata.extend(comp[i] for i in range(size))
         self.handle = None
@@ -156,10 +181,14 @@ class LinearModel:
             self.handle.h.changeColsCost(len(idx), idx.astype(np.int32), self.cost[idx])
         self._pyomo_objective_stale = True
 
-    def finish(self, objective_name: str = "total_cost") -> None:
-        """Write the Pyomo objective from the cost vector (call after the last `add_cost`)."""
+    def finish(self, objective_name: str = "total_cost", pyomo_objective: bool = False) -> None:
+        """Close the declaration. The Pyomo objective (`model.<objective_name>`, a LinearExpression over
+        every costed column: ~0.4 s for a year-hourly dispatch) is written now if `pyomo_objective`,
+        else on demand by `sync_pyomo_objective()`, which `solve(..., backend="pyomo")` calls."""
         self._objective_name = objective_name
-        self.sync_pyomo_objective()
+        self._pyomo_objective_stale = True
+        if pyomo_objective:
+            self.sync_pyomo_objective()
 
     def sync_pyomo_objective(self) -> None:
         name = getattr(self, "_objective_name", "total_cost")
@@ -172,25 +201,44 @@ class LinearModel:
         self._pyomo_objective_stale = False
 
     def _add_pyomo_constraint(self, fam: RowFamily) -> None:
+        """Mirror a row family into Pyomo as a `MatrixConstraint` (CSR rows over the model's variables;
+        each row's body is built only when something asks for it), named after the family."""
         order = np.argsort(fam.rows, kind="stable")
-        rows, cols, vals = fam.rows[order], fam.cols[order], fam.vals[order]
-        bounds = np.searchsorted(rows, np.arange(fam.size + 1))
-        vd = self._vardata
-        cols_l, vals_l, b = cols.tolist(), vals.tolist(), bounds.tolist()
-        lb = [None if not np.isfinite(v) else float(v) for v in fam.lb]
-        ub = [None if not np.isfinite(v) else float(v) for v in fam.ub]
-
-        def rule(m, i):
-            s, e = b[i], b[i + 1]
-            if lb[i] is None and ub[i] is None:
-                return pyo.Constraint.Skip
-            body = LinearExpression(constant=0.0, linear_coefs=vals_l[s:e],
-                                    linear_vars=[vd[c] for c in cols_l[s:e]])
-            return (lb[i], body, ub[i]) if lb[i] != ub[i] else body == lb[i]
-
+        indptr = np.searchsorted(fam.rows[order], np.arange(fam.size + 1))
+        lb, ub = _bound_list(fam.lb), _bound_list(fam.ub)
+        comp = RowFamilyConstraint(fam.vals[order].tolist(), fam.cols[order].tolist(), indptr.tolist(), lb, ub,
+                                self._vardata)
+        comp.doc = fam.long_name
         if hasattr(self.model, fam.name):
             self.model.del_component(fam.name)
-        self.model.add_component(fam.name, pyo.Constraint(range(fam.size), rule=rule, doc=fam.long_name))
+        self.model.add_component(fam.name, comp)
+
+    def materialise(self) -> None:
+        """Replace every `RowFamilyConstraint` by an ordinary indexed `Constraint` with one expression per
+        row (what Pyomo's solver interfaces and writers walk). Slow on big models (~2 s per 10^5 rows);
+        `solve(..., backend="pyomo")` calls it."""
+        for fam in self.families.values():
+            if isinstance(self.model.component(fam.name), pyo.Constraint) and not isinstance(
+                    self.model.component(fam.name), RowFamilyConstraint):
+                continue
+            order = np.argsort(fam.rows, kind="stable")
+            b = np.searchsorted(fam.rows[order], np.arange(fam.size + 1)).tolist()
+            cols_l, vals_l = fam.cols[order].tolist(), fam.vals[order].tolist()
+            lb = [None if not np.isfinite(v) else float(v) for v in fam.lb]
+            ub = [None if not np.isfinite(v) else float(v) for v in fam.ub]
+            vd = self._vardata
+
+            def rule(m, i, b=b, cols_l=cols_l, vals_l=vals_l, lb=lb, ub=ub):
+                if lb[i] is None and ub[i] is None:
+                    return pyo.Constraint.Skip
+                body = LinearExpression(constant=0.0, linear_coefs=vals_l[b[i]:b[i + 1]],
+                                        linear_vars=[vd[c] for c in cols_l[b[i]:b[i + 1]]])
+                return (lb[i], body, ub[i]) if lb[i] != ub[i] else body == lb[i]
+
+            self.model.del_component(fam.name)
+            self.model.add_component(fam.name, pyo.Constraint(range(fam.size), rule=rule, doc=fam.long_name))
+        if getattr(self, "_pyomo_objective_stale", False):
+            self.sync_pyomo_objective()
 
     # ---- matrix
     def matrix(self) -> sparse.csc_array:
@@ -414,10 +462,9 @@ def _solve_pyomo(lm: LinearModel, time_limit_s, rel_gap, duals, options) -> Solv
     from pyomo.contrib.solver.common.factory import SolverFactory as ContribSolverFactory
     from pyomo.contrib.solver.common.results import TerminationCondition as TC
 
-    if getattr(lm, "_pyomo_objective_stale", False):
-        lm.sync_pyomo_objective()
-    opt = ContribSolverFactory("highs")
     t0 = time.perf_counter()
+    lm.materialise()
+    opt = ContribSolverFactory("highs")
     res = opt.solve(lm.model, time_limit=time_limit_s, rel_gap=rel_gap, load_solutions=False,
                     raise_exception_on_nonoptimal_result=False, solver_options=options or {})
     t1 = time.perf_counter()
@@ -489,7 +536,7 @@ def add_elastic(lm: LinearModel, penalties: dict[str, float]) -> None:
             lm._elastic = getattr(lm, "_elastic", {}) | {sname: (name, rows)}
         lm._add_pyomo_constraint(f)
     lm.handle = None
-    lm.sync_pyomo_objective()
+    lm._pyomo_objective_stale = True
 
 
 def violations(lm: LinearModel, info: SolveInfo, describers: dict[str, Describer], tol: float = 1e-6

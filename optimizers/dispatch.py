@@ -512,10 +512,12 @@ def _costs(ds: xr.Dataset, inp: DispatchInputs) -> dict:
 
 
 def solve_dispatch(inputs: DispatchInputs, time_limit_s: float = 60.0, rel_gap: float = 1e-3,
-                   relax: bool = False, backend: str = "matrix") -> xr.Dataset:
-    """Build, solve and extract one dispatch; raises `InfeasibleError` naming the limit that cannot be met."""
+                   relax: bool = False, backend: str = "matrix", load_pyomo: bool = False) -> xr.Dataset:
+    """Build, solve and extract one dispatch; raises `InfeasibleError` naming the limit that cannot be met.
+    `relax=True` solves the LP relaxation of the commitment; `load_pyomo=True` also writes the solution
+    into the Pyomo variables (not needed for the Dataset; ~0.4 s on a year-hourly model)."""
     model = build_dispatch(inputs, relax=relax)
-    info = solve(model, time_limit_s, rel_gap, backend=backend)
+    info = solve(model, time_limit_s, rel_gap, backend=backend, load_pyomo=load_pyomo)
     if info.status in ("infeasible", "unbounded", "error") or not info.has_solution:
         if info.status == "time_limit":
             raise InfeasibleError(f"no feasible dispatch found within the {time_limit_s} s time limit", {})
