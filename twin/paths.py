@@ -11,8 +11,9 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 @cache
 def _find(name: str) -> Path:
     # Source tree / editable install: the folder sits beside the package at the repo root.
+    # (pyproject.toml beside it rules out a stray site-packages/data of another package).
     in_repo = _PACKAGE_DIR.parent / name
-    if in_repo.is_dir():
+    if in_repo.is_dir() and (_PACKAGE_DIR.parent / "pyproject.toml").is_file():
         return in_repo
     # Wheel install: hatch force-includes the folder under twin/_bundled/.
     return _PACKAGE_DIR / "_bundled" / name
