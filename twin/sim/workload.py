@@ -133,8 +133,8 @@ def _training(jobs, edges, idle_pu, mit: Mitigations, resolve: bool):
     c = _step_share(edges, h, col("checkpoint_interval_s"), ck_len, start - ck_len)
 
     n_t = len(h)
-    run = np.empty((len(jobs), n_t))
-    out_share = np.empty((len(jobs), n_t))
+    run = np.empty((len(jobs), n_t), np.float32)
+    out_share = np.empty((len(jobs), n_t), np.float32)
     n_fail = np.zeros(len(jobs), np.int64)
     for k, job in enumerate(jobs):  # loop over jobs (ragged failure lists), each vectorised over time
         fails = _failure_times(job, rngs[k][1], edges[-1])
@@ -142,45 +142,64 @@ def _training(jobs, edges, idle_pu, mit: Mitigations, resolve: bool):
         run[k], out_share[k] = _activity(job, fails, edges, h)
 
     filler, floor = mit.filler_load_pu, mit.gpu_power_floor_pu
-    top = _lift(col("p_compute_pu"), filler, floor)  # compute level
-    bot = _lift(col("p_comm_pu"), filler, floor)  # communication level
-    ck = _lift(col("p_checkpoint_pu"), filler, floor)
-    idle_in = _lift(idle_pu[:, None], None, floor)  # the floor holds while the job owns its GPUs
-    idle_out = idle_pu[:, None]
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731  levels, (job, 1)
+    top = f32(_lift(col("p_compute_pu"), filler, floor))  # compute level
+    bot = f32(_lift(col("p_comm_pu"), filler, floor))  # communication level
+    ck = f32(_lift(col("p_checkpoint_pu"), filler, floor))
+    idle_in = f32(_lift(idle_pu[:, None], None, floor))  # the floor holds while the job owns its GPUs
+    idle_out = f32(idle_pu[:, None])
 
+    # float32 from here on, in place: a year of 200 jobs is 7 MB per array
+    p = d * (top - bot)  # iteration level, step average
     if resolve:
-        it = _lift(bot + (top - bot) * d, filler, floor)  # step values; ramp limit and lag applied later
+        p += bot
+        p = _lift(p, filler, floor)  # step values; ramp limit and lag come later
     else:
         mean, cyc_lo, cyc_hi = cycle_stats(top, bot, duty * period, (1 - duty) * period, mit.gpu_ramp_limit_pu_s)
-        it = bot + (top - bot) * d + (mean - (bot + (top - bot) * duty))  # exact d, plus the ramp-limit shift
-    w = c * ck + (1 - c) * it
-    down = np.clip(1.0 - run - out_share, 0.0, 1.0)
-    p = run * w + down * idle_in + out_share * idle_out
+        p += f32(bot + mean - (bot + (top - bot) * duty))  # exact d, plus the shift a ramp limit makes
+    tmp = ck - p
+    tmp *= c
+    p += tmp  # work level w = c*ck + (1 - c)*iteration
+    p *= run
+    down = 1.0 - run
+    down -= out_share
+    np.clip(down, 0.0, 1.0, out=down)
+    np.multiply(down, idle_in, out=tmp)
+    p += tmp
+    np.multiply(out_share, idle_out, out=tmp)
+    p += tmp  # p = run*w + down*idle_in + out*idle_out
     if resolve:
-        return p.astype(np.float32), run.astype(np.float32), n_fail
+        return p, run, n_fail
 
-    eps = 1e-9
+    eps = 1e-6
+    lo = np.full(p.shape, np.inf, np.float32)
+    hi = np.full(p.shape, -np.inf, np.float32)
     present = [
-        (run * (1 - c) > eps, cyc_lo, cyc_hi),
-        (run * c > eps, ck, ck),
+        ((run > eps) & (c < 1 - eps), cyc_lo, cyc_hi),
+        ((run > eps) & (c > eps), ck, ck),
         (down > eps, idle_in, idle_in),
         (out_share > eps, idle_out, idle_out),
     ]
-    lo = np.full(p.shape, np.inf)
-    hi = np.full(p.shape, -np.inf)
     for mask, lev_lo, lev_hi in present:
-        np.minimum(lo, np.where(mask, lev_lo, np.inf), out=lo)
-        np.maximum(hi, np.where(mask, lev_hi, -np.inf), out=hi)
-    return p.astype(np.float32), run.astype(np.float32), n_fail, lo.astype(np.float32), hi.astype(np.float32)
+        np.minimum(lo, f32(lev_lo), out=lo, where=mask)
+        np.maximum(hi, f32(lev_hi), out=hi, where=mask)
+    return p, run, n_fail, lo, hi
 
 
 def _step_share(edges, h, period, on, offset):
     """Share of each step inside windows [offset + k*period, offset + k*period + on), all integers k.
 
-    Uses the antiderivative floor(y/period)*on + min(y mod period, on), valid for any sign of y."""
+    Uses the antiderivative floor(y/period)*on + min(y mod period, on), valid for any sign of y. Float64 here:
+    a year is 3e7 s and the difference of two such numbers must resolve 0.1 s."""
     y = edges[None, :] - offset
-    cum = np.floor(y / period) * on + np.minimum(np.mod(y, period), on)
-    return np.diff(cum, axis=1) / h
+    q = np.floor(y / period)
+    y -= q * period
+    np.minimum(y, on, out=y)
+    q *= on
+    y += q
+    share = np.diff(y, axis=1)
+    share /= h
+    return share.astype(np.float32)
 
 
 def _lift(level, filler, floor):
@@ -315,20 +334,36 @@ def first_order_lag(p: np.ndarray, dt_s: float, tau_s: float) -> np.ndarray:
     return lfilter([alpha], [1.0, alpha - 1.0], p, axis=1, zi=zi)[0].astype(np.float32)
 
 
-def rate_limit(p: np.ndarray, step_max: float) -> np.ndarray:
-    """Causal two-sided rate limiter along time: |y[n] - y[n-1]| <= step_max, y follows p where it can.
+def rate_limit(p: np.ndarray, step_max: float, block: int = 512) -> np.ndarray:
+    """Causal two-sided rate limiter along time (axis 1): y[n] = clip(p[n], y[n-1] - step_max, y[n-1] + step_max).
 
-    The two-sided limiter is a recurrence with no closed form (one-sided it would be a cumulative min of
-    p - r t), so it runs over time with the whole job axis per numpy call: ~4 small ufunc calls per step."""
-    x = np.ascontiguousarray(p.T, dtype=np.float32)  # time-major so each step is one contiguous row
+    The two-sided limiter has no closed form (one-sided it would be a cumulative min of p - r t), so time is cut
+    into blocks that run side by side, each from a guessed start (its first input); a block's start is then set
+    from the previous block's end and the blocks rerun until no block end changes. The result is then exact:
+    every block starts where the one before ends. Trajectories of the limiter merge once they meet the input,
+    so two or three passes of `block` steps usually do; a wave that never meets its input needs up to one pass
+    per block (then about twice the cost of a plain loop over time)."""
+    n_job, n_t = p.shape
+    n_blk = -(-n_t // block)
+    x = np.empty((n_blk * block, n_job), np.float32)
+    x[:n_t] = p.T
+    x[n_t:] = x[n_t - 1]  # padding after the end cannot change earlier values
+    x = np.ascontiguousarray(x.reshape(n_blk, block, n_job).transpose(1, 0, 2))  # (step in block, block, job)
     y = np.empty_like(x)
-    y[0] = x[0]
     lo = np.empty_like(x[0])
     hi = np.empty_like(x[0])
     c = np.float32(step_max)
-    for n in range(1, len(x)):
-        np.subtract(y[n - 1], c, out=lo)
-        np.add(y[n - 1], c, out=hi)
-        np.maximum(x[n], lo, out=y[n])
-        np.minimum(y[n], hi, out=y[n])
-    return np.ascontiguousarray(y.T)
+    start = x[0].copy()  # value before each block's first step; first guess: its own first input (exact for block 0)
+    for _ in range(n_blk + 1):  # after k passes the first k blocks are exact, so this always ends
+        prev = start
+        for n in range(block):
+            np.subtract(prev, c, out=lo)
+            np.add(prev, c, out=hi)
+            np.maximum(x[n], lo, out=y[n])
+            np.minimum(y[n], hi, out=y[n])
+            prev = y[n]
+        new_start = np.concatenate([x[0, :1], y[-1, :-1]])  # block b starts where block b-1 ends
+        if np.array_equal(new_start, start):
+            break
+        start = new_start
+    return np.ascontiguousarray(y.transpose(1, 0, 2).reshape(-1, n_job)[:n_t].T)
