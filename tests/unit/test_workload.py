@@ -144,7 +144,9 @@ def test_start_and_end_ramps():
 
 
 def test_inference_daily_cycle_by_hand():
-    job = InferenceJob(name="chat", gpus=100, p_mean_pu=0.5, daily_amplitude_pu=0.2, peak_hour=20.0, noise_pu=0.0)
+    job = InferenceJob(
+        name="chat", gpus=100, p_mean_pu=0.5, daily_amplitude_pu=0.2, peak_hour=20.0, noise_pu=0.0
+    )
     out = run([job], np.arange(48) * 3600.0, t0_local_h=0.0)
     p = out.p_gpu_w[0]
     assert p.mean() == pytest.approx(0.5 * TDP_W, rel=1e-5)
@@ -195,3 +197,27 @@ def test_schema_rejects_bad_input():
     assert isinstance(job, InferenceJob)
     with pytest.raises(ValidationError):
         job.gpus = 9  # frozen
+
+
+def test_floor_holds_through_failures():
+    job = TrainingJob(name="big", gpus=100_000, start_s=-100.0)  # fails about twice an hour
+    mit = Mitigations(gpu_power_floor_pu=0.9)
+    coarse = run([job], np.arange(24) * 3600.0, mit)
+    assert coarse.active_pu.min() < 0.9  # failures happened
+    assert coarse.p_gpu_min_w.min() >= 0.9 * TDP_W - 0.01
+    worst_h = int(np.argmin(coarse.active_pu[0]))
+    fine = run([job], worst_h * 3600.0 + HOUR, mit, resolve=True)
+    assert fine.n_failures[0] >= 1 and fine.p_gpu_w.min() >= 0.9 * TDP_W - 0.01
+
+
+def test_downtime_of_close_failures_by_hand():
+    from twin.sim.workload import _activity
+
+    job = TrainingJob(name="x", gpus=8, start_s=-100.0)  # recovery 600 s, ramp 30 s
+    edges = np.arange(3601.0)
+    run_pu, outside = _activity(job, np.array([1000.0, 1610.0]), edges, np.diff(edges))
+    # first: 600 s down, then its ramp is cut 10 s in by the second failure: 10 - 10^2/(2*30) = 8.33 s lost
+    # second: 600 s down + a full ramp, 30/2 = 15 s lost -> 1223.33 s
+    assert (1 - run_pu).sum() == pytest.approx(600 + 10 - 100 / 60 + 600 + 15, abs=1e-6)
+    assert outside.sum() == 0.0
+    assert run_pu[1000:1600].max() == 0.0 and run_pu[2300:].min() == 1.0

@@ -27,13 +27,17 @@ class TrainingJob(_Frozen):
     name: str = Field(..., min_length=1, description="Unique job name (also seeds its random draws)")
     kind: Literal["training"] = "training"
     gpus: int = Field(..., gt=0, description="Number of GPUs the job holds")
-    gpu_type: str | None = Field(None, description="Catalog name of the GPU, e.g. 'h100-sxm'; None = site default")
+    gpu_type: str | None = Field(
+        None, description="Catalog name of the GPU, e.g. 'h100-sxm'; None = site default"
+    )
     start_s: float = Field(
         0.0,
         description="Job start, s from the scenario start; the start ramp begins here. A job with "
         "start_s <= -ramp_s is already at full load when the scenario starts",
     )
-    end_s: float | None = Field(None, description="Job end, s from the scenario start (ramp down ends here); None = runs on")
+    end_s: float | None = Field(
+        None, description="Job end, s from the scenario start (ramp down ends here); None = runs on"
+    )
     iteration_s: float = Field(
         2.0,
         gt=0,
@@ -45,7 +49,10 @@ class TrainingJob(_Frozen):
         0.7, gt=0, lt=1, description="Share of each iteration spent in the compute phase (assumed)"
     )
     p_compute_pu: float = Field(
-        0.95, ge=0, le=1, description="Per-GPU power in the compute phase, fraction of TDP (assumed: near TDP, arXiv 2508.14318)"
+        0.95,
+        ge=0,
+        le=1,
+        description="Per-GPU power in the compute phase, fraction of TDP (assumed: near TDP, arXiv 2508.14318)",
     )
     p_comm_pu: float = Field(
         0.35,
@@ -67,12 +74,16 @@ class TrainingJob(_Frozen):
         "Llama 3 405B: 419 unexpected interruptions in 54 days on 16,384 GPUs = 1.973e-5 per GPU-hour",
     )
     recovery_s: float = Field(
-        600.0, ge=0, description="Time the whole job sits idle after an interruption before restarting, s (assumed)"
+        600.0,
+        ge=0,
+        description="Time the whole job sits idle after an interruption before restarting, s (assumed)",
     )
     ramp_s: float = Field(
         30.0, ge=0, description="Length of the linear ramp at start, restart and end, s (assumed)"
     )
-    seed: int = Field(0, description="Seed of the job's random draws (iteration phase, failures), mixed with the name")
+    seed: int = Field(
+        0, description="Seed of the job's random draws (iteration phase, failures), mixed with the name"
+    )
 
     @model_validator(mode="after")
     def _check_times(self) -> TrainingJob:
@@ -89,14 +100,23 @@ class InferenceJob(_Frozen):
     name: str = Field(..., min_length=1, description="Unique job name (also seeds its random draws)")
     kind: Literal["inference"] = "inference"
     gpus: int = Field(..., gt=0, description="Number of GPUs the job holds")
-    gpu_type: str | None = Field(None, description="Catalog name of the GPU, e.g. 'h100-sxm'; None = site default")
-    p_mean_pu: float = Field(0.5, ge=0, le=1, description="Daily mean per-GPU power, fraction of TDP (assumed)")
+    gpu_type: str | None = Field(
+        None, description="Catalog name of the GPU, e.g. 'h100-sxm'; None = site default"
+    )
+    p_mean_pu: float = Field(
+        0.5, ge=0, le=1, description="Daily mean per-GPU power, fraction of TDP (assumed)"
+    )
     daily_amplitude_pu: float = Field(
         0.15, ge=0, le=0.5, description="Amplitude of the daily cosine, fraction of TDP (assumed)"
     )
-    peak_hour: float = Field(20.0, ge=0, lt=24, description="Local clock hour of the daily peak, h (assumed: evening)")
+    peak_hour: float = Field(
+        20.0, ge=0, lt=24, description="Local clock hour of the daily peak, h (assumed: evening)"
+    )
     noise_pu: float = Field(
-        0.02, ge=0, le=0.5, description="Standard deviation of the random variation of the job's mean per-GPU power, fraction of TDP (assumed)"
+        0.02,
+        ge=0,
+        le=0.5,
+        description="Standard deviation of the random variation of the job's mean per-GPU power, fraction of TDP (assumed)",
     )
     noise_tau_s: float = Field(
         60.0, gt=0, description="Correlation time of that random variation (first-order), s (assumed)"
@@ -107,7 +127,9 @@ class InferenceJob(_Frozen):
     def _check_levels(self) -> InferenceJob:
         lo, hi = self.p_mean_pu - self.daily_amplitude_pu, self.p_mean_pu + self.daily_amplitude_pu
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"p_mean_pu +/- daily_amplitude_pu spans {lo:.3f}..{hi:.3f}, must stay within 0..1")
+            raise ValueError(
+                f"p_mean_pu +/- daily_amplitude_pu spans {lo:.3f}..{hi:.3f}, must stay within 0..1"
+            )
         return self
 
 
@@ -137,5 +159,6 @@ class Mitigations(_Frozen):
         "(costs about 5% performance, arXiv 2508.14318)",
     )
     battery_smoothing: bool = Field(
-        False, description="Site battery smooths the swings (simulated at site level, not in the workload model)"
+        False,
+        description="Site battery smooths the swings (simulated at site level, not in the workload model)",
     )

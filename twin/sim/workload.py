@@ -60,7 +60,9 @@ def job_power_w(
     tdp = np.asarray(gpu_tdp_w, dtype=np.float64).reshape(-1)
     idle = np.asarray(gpu_idle_w, dtype=np.float64).reshape(-1)
     if not (len(tdp) == len(idle) == len(jobs)):
-        raise InputError.one(_CALLER, "gpu_tdp_w/gpu_idle_w", f"one value per job ({len(jobs)}), got {len(tdp)}/{len(idle)}")
+        raise InputError.one(
+            _CALLER, "gpu_tdp_w/gpu_idle_w", f"one value per job ({len(jobs)}), got {len(tdp)}/{len(idle)}"
+        )
     if np.any(tdp <= 0) or np.any(idle < 0) or np.any(idle > tdp):
         raise InputError.one(_CALLER, "gpu_idle_w", "0 <= idle <= TDP and TDP > 0 for every job")
     mit = mitigations or Mitigations()
@@ -123,7 +125,7 @@ def _training(jobs, edges, idle_pu, mit: Mitigations, resolve: bool):
     col = lambda name: np.array([getattr(j, name) for j in jobs], np.float64)[:, None]  # noqa: E731
     h = np.diff(edges)
     period, duty = col("iteration_s"), col("compute_fraction_pu")
-    start, ramp = col("start_s"), col("ramp_s")
+    start = col("start_s")
     rngs = [_rng(j.seed, j.name) for j in jobs]
     phase = np.array([r[0].random() for r in rngs])[:, None]  # random place in the iteration at the start
 
@@ -155,7 +157,9 @@ def _training(jobs, edges, idle_pu, mit: Mitigations, resolve: bool):
         p += bot
         p = _lift(p, filler, floor)  # step values; ramp limit and lag come later
     else:
-        mean, cyc_lo, cyc_hi = cycle_stats(top, bot, duty * period, (1 - duty) * period, mit.gpu_ramp_limit_pu_s)
+        mean, cyc_lo, cyc_hi = cycle_stats(
+            top, bot, duty * period, (1 - duty) * period, mit.gpu_ramp_limit_pu_s
+        )
         p += f32(bot + mean - (bot + (top - bot) * duty))  # exact d, plus the shift a ramp limit makes
     tmp = ck - p
     tmp *= c
@@ -353,7 +357,8 @@ def rate_limit(p: np.ndarray, step_max: float, block: int = 512) -> np.ndarray:
     lo = np.empty_like(x[0])
     hi = np.empty_like(x[0])
     c = np.float32(step_max)
-    start = x[0].copy()  # value before each block's first step; first guess: its own first input (exact for block 0)
+    # value before each block's first step; first guess: the block's own first input (exact for block 0)
+    start = x[0].copy()
     for _ in range(n_blk + 1):  # after k passes the first k blocks are exact, so this always ends
         prev = start
         for n in range(block):
