@@ -221,3 +221,15 @@ def test_downtime_of_close_failures_by_hand():
     assert (1 - run_pu).sum() == pytest.approx(600 + 10 - 100 / 60 + 600 + 15, abs=1e-6)
     assert outside.sum() == 0.0
     assert run_pu[1000:1600].max() == 0.0 and run_pu[2300:].min() == 1.0
+
+
+def test_bad_arguments_raise_input_error():
+    from twin.errors import InputError
+
+    job = steady()
+    with pytest.raises(InputError, match="uniform"):
+        run([job], np.array([0.0, 0.1, 0.3]), resolve=True)
+    with pytest.raises(InputError, match="increasing"):
+        run([job], np.array([0.0, 2.0, 1.0]))
+    with pytest.raises(InputError, match="one value per job"):
+        job_power_w([job], np.arange(3.0), np.full(2, TDP_W), np.full(2, IDLE_W))
