@@ -1,0 +1,108 @@
+"""Capacity expansion against brute-force enumeration and hand calculations."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from optimizers.costs import load_costs
+from optimizers.dispatch import Battery, DispatchInputs, TurbineFleet, solve_dispatch
+from optimizers.expansion import ExpansionInputs, crf, solve_expansion
+from twin.errors import InfeasibleError
+
+pytestmark = pytest.mark.unit
+
+
+def _day(**over):
+    t = np.datetime64("2025-07-15T00", "h") + np.arange(24).astype("timedelta64[h]")
+    h = np.arange(24)
+    load = np.where((h >= 12) & (h < 18), 120.0, 80.0)  # kW: 6 h peak, 20 kW above a 100 kW grid
+    kw = dict(time=t, dt_h=1.0, load_kw=load, price_usd_kwh=np.where(h < 8, 0.03, 0.06),
+              turbines=TurbineFleet(n_units=0, p_max_kw=10.0, p_min_pu=0.3, start_cost_usd=0.5,
+                                    heat_rate_kj_kwh=10_240.0, vom_usd_kwh=0.01),
+              battery=Battery(p_max_kw=0.0, e_max_kwh=0.0, efficiency_roundtrip_pu=1.0, soc_initial_pu=0.0,
+                              soc_min_pu=0.0),
+              grid_import_max_kw=100.0, gas_price_usd_mmbtu=4.0, demand_charge_usd_kw_month=3.0)
+    kw.update(over)
+    return DispatchInputs(**kw)
+
+
+EXP = dict(turbine_capex_usd_kw=900.0, turbine_fom_usd_kw_year=15.0, turbine_lifetime_years=20.0,
+           battery_capex_usd_kwh=150.0, battery_capex_usd_kw=100.0, battery_fom_usd_kw_year=5.0,
+           battery_lifetime_years=15.0, battery_duration_min_h=6.0, battery_duration_max_h=6.0,
+           grid_existing_kw=100.0, grid_new_max_kw=0.0, discount_rate_pu=0.07, cost_weight=365.0,
+           demand_months_weight=12.0)
+
+
+def test_expansion_matches_brute_force_over_turbines_and_battery_sizes():
+    """Enumerate turbine counts x battery energies (6-h duration), each operated by the dispatch LP
+    relaxation, annualised by hand; the expansion optimum must equal the best enumerated plan."""
+    inp = ExpansionInputs(operation=_day(), **EXP)
+    ds = solve_expansion(inp)
+    a = 0.07
+    best = (np.inf, None)
+    for n, e in itertools.product(range(0, 6), np.arange(0.0, 250.0, 10.0)):
+        p = e / 6.0
+        op = _day(turbines=TurbineFleet(**{**_day().turbines.__dict__, "n_units": n}),
+                  battery=Battery(p_max_kw=p, e_max_kwh=e, efficiency_roundtrip_pu=1.0, soc_initial_pu=0.0,
+                                  soc_min_pu=0.0))
+        try:
+            d = solve_dispatch(op, relax=True)
+        except InfeasibleError:
+            continue
+        ops = 365.0 * (d.attrs["cost_total_usd"] - d.attrs["cost_demand_usd"]) + 12.0 * d.attrs["cost_demand_usd"]
+        capex = (n * 10.0 * (900.0 * crf(a, 20) + 15.0) + e * 150.0 * crf(a, 15) + p * (100.0 * crf(a, 15) + 5.0))
+        if ops + capex < best[0]:
+            best = (ops + capex, (n, e))
+    total, (n_best, e_best) = best
+    assert ds.attrs["cost_annual_total_usd"] == pytest.approx(total, rel=1e-6)
+    assert ds.attrs["solver_objective"] == pytest.approx(total, rel=1e-6)
+    assert float(ds.turbines_new) == n_best
+    assert float(ds.battery_e_new_kwh) == pytest.approx(e_best, abs=1e-6)
+    assert float(ds.battery_p_new_kw) == pytest.approx(e_best / 6.0, abs=1e-6)
+
+
+def test_peak_shortfall_met_by_cheapest_option_by_hand():
+    # No turbines allowed; the 20 kW x 6 h shortfall (120 kW load, 100 kW grid) needs a 120 kWh / 20 kW
+    # battery (6 h duration, lossless, charged from 20 kW of grid headroom over 18 off-peak hours).
+    inp = ExpansionInputs(operation=_day(), **{**EXP, "turbine_units_max": 0.0})
+    ds = solve_expansion(inp)
+    assert float(ds.battery_e_new_kwh) == pytest.approx(120.0, abs=1e-6)
+    assert float(ds.grid_import_kw.max()) <= 100.0 + 1e-9
+    capex = 120.0 * 150.0 * crf(0.07, 15) + 20.0 * (100.0 * crf(0.07, 15) + 5.0)
+    assert ds.attrs["cost_annual_battery_usd"] == pytest.approx(capex, rel=1e-9)
+
+
+def test_chiller_capacity_and_electricity_by_hand():
+    # Grid-only site with a chiller: capacity = peak cooling x (1 + margin); its electricity q / COP
+    # joins the load and is bought at the energy price.
+    q = np.full(24, 300.0)
+    q[15] = 400.0
+    op = _day(load_kw=np.full(24, 50.0), grid_import_max_kw=1e6, demand_charge_usd_kw_month=0.0,
+              price_usd_kwh=np.full(24, 0.05))
+    inp = ExpansionInputs(operation=op, cooling_load_kw_thermal=q, chiller_cop=4.0, chiller_margin_pu=0.25,
+                          chiller_capex_usd_kw_thermal=200.0, chiller_fom_usd_kw_thermal_year=2.0,
+                          chiller_lifetime_years=20.0, discount_rate_pu=0.05, cost_weight=365.0,
+                          turbine_units_max=0.0, battery_p_new_max_kw=0.0, battery_e_new_max_kwh=0.0)
+    ds = solve_expansion(inp)
+    assert float(ds.chiller_new_kw_thermal) == pytest.approx(500.0)
+    energy = (50.0 * 24 + q.sum() / 4.0) * 0.05 * 365.0
+    assert ds.attrs["cost_annual_operation_usd"] == pytest.approx(energy, rel=1e-9)
+    assert ds.attrs["cost_annual_chillers_usd"] == pytest.approx(500.0 * (200.0 * crf(0.05, 20) + 2.0), rel=1e-9)
+
+
+def test_from_costs_uses_the_shipped_cost_file():
+    c = load_costs()
+    inp = ExpansionInputs.from_costs(_day(), c)
+    assert inp.battery_capex_usd_kwh == c.battery_megapack.capex_usd_kwh
+    assert c.provenance["battery_megapack.capex_usd_kwh"].confidence == "derived"
+    assert crf(0.07, 25) == pytest.approx(c.financial.crf(25))
+
+
+def test_expansion_infeasible_names_the_grid_cap():
+    op = _day(grid_import_max_kw=100.0)
+    inp = ExpansionInputs(operation=op, **{**EXP, "turbine_units_max": 0.0, "battery_e_new_max_kwh": 60.0})
+    with pytest.raises(InfeasibleError, match="grid import cap of 0.1 MW"):
+        solve_expansion(inp)
