@@ -51,8 +51,12 @@ def problems_from_validation(
 ) -> list[Problem]:
     """Turn a pydantic ValidationError into Problems; unknown keys get a 'did you mean' with units."""
     problems = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors:
         loc = err["loc"]
+        # A list whose items failed is also reported "too short"; the item errors say what is wrong.
+        if err["type"] == "too_short" and any(len(e["loc"]) > len(loc) and e["loc"][:len(loc)] == loc for e in errors):
+            continue
         path = key_path(loc, tags)
         if err["type"] == "extra_forbidden":
             parent = key_path(loc[:-1], tags)
