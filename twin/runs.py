@@ -1,0 +1,107 @@
+"""Run store: runs/<id>/ with the resolved scenario (scenario.yaml), the Dataset (result.nc, netCDF via
+h5netcdf) and summary.json. Written into a temporary folder beside the store and renamed, so a failed run
+leaves nothing. Base folder: $TWIN_RUNS_DIR, else ./runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import yaml
+
+from twin.errors import InputError
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("TWIN_RUNS_DIR", "runs"))
+
+
+def _clean(v):
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def new_run_id(name: str = "run") -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)[:40]
+    return f"{stamp}-{safe}-{uuid.uuid4().hex[:6]}"
+
+
+def save_run(ds: xr.Dataset, summary: dict | None = None, run_id: str | None = None, base: Path | None = None) -> str:
+    """Write the run atomically; returns its id."""
+    base = Path(base) if base is not None else runs_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    sc = json.loads(ds.attrs.get("scenario", "{}"))
+    run_id = run_id or new_run_id(sc.get("name", "run"))
+    final = base / run_id
+    if final.exists():
+        raise InputError.one(str(final), "", "run directory exists already")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=base))
+    try:
+        (tmp / "scenario.yaml").write_text(yaml.safe_dump(sc, sort_keys=False))
+        if summary is None:
+            import twin.accessor  # noqa: F401
+
+            summary = ds.twin.kpis()
+        meta = {"id": run_id, "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                "site": ds.attrs.get("site"), "scenario": sc.get("name"), "step_s": ds.attrs.get("step_s"),
+                "hours": sc.get("hours"), "twin_version": ds.attrs.get("twin_version"), "kpis": _clean(summary)}
+        (tmp / "summary.json").write_text(json.dumps(meta, indent=2))
+        ds.to_netcdf(tmp / "result.nc", engine="h5netcdf")
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return run_id
+
+
+def list_runs(base: Path | None = None) -> list[dict]:
+    """Summaries of complete runs, newest first."""
+    base = Path(base) if base is not None else runs_dir()
+    if not base.is_dir():
+        return []
+    out = []
+    for d in base.iterdir():
+        f = d / "summary.json"
+        if d.is_dir() and not d.name.startswith(".") and f.exists():
+            try:
+                out.append(json.loads(f.read_text()))
+            except (OSError, json.JSONDecodeError):
+                continue
+    return sorted(out, key=lambda m: m.get("created_utc", ""), reverse=True)
+
+
+def run_path(run_id: str, base: Path | None = None) -> Path:
+    base = Path(base) if base is not None else runs_dir()
+    p = base / run_id
+    if not (p / "summary.json").exists():
+        known = [m["id"] for m in list_runs(base)][:5]
+        raise InputError.one(str(base), run_id, f"no such run; recent runs: {', '.join(known) or '(none)'}")
+    return p
+
+
+def open_run(run_id: str, base: Path | None = None) -> xr.Dataset:
+    """The stored Dataset (loaded into memory; the file is closed)."""
+    import twin.accessor  # noqa: F401
+
+    with xr.open_dataset(run_path(run_id, base) / "result.nc", engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def run_summary(run_id: str, base: Path | None = None) -> dict:
+    return json.loads((run_path(run_id, base) / "summary.json").read_text())

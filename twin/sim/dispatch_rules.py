@@ -1,0 +1,152 @@
+"""Rule-based supply split between grid, gas turbines and battery (the optimal dispatch is optimizers/dispatch.py).
+
+Rules, in order, at every step (all at the site's medium-voltage bus):
+1. Turbines are committed in whole units to cover the part of the demand, averaged over the commitment window,
+   that the grid limit (contract cap, curtailment, substation capacity) cannot carry; units run at least at
+   their minimum stable load and follow the instantaneous shortfall above it.
+2. The grid takes the rest up to its limit. With battery smoothing (or a grid ramp limit) the grid follows the
+   net demand through a first-order lag, so fast swings go to the battery.
+3. The battery covers what is left (discharge positive), within its power and state-of-charge limits, and
+   recharges toward its target SOC when the grid has room. What nobody covers is unserved load.
+
+Cost of the state of charge: SOC is a bounded running sum. A first pass takes the unclipped cumulative sum
+(vectorised); only when it leaves the bounds, or recharging is needed, does a scalar pass over the steps run
+(plain Python floats, about 0.5 us per step: 5 ms for a year hourly, 20 ms for an hour at 0.1 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import lfilter
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """What the bus can draw on, per step where it varies (outages, curtailment)."""
+
+    grid_max_kw: np.ndarray  # (time,) grid import limit at the bus
+    grid_ramp_kw_step: float | None  # largest change of grid import per step (None = unlimited)
+    gt_units: np.ndarray  # (time,) turbine units available
+    gt_unit_kw: float
+    gt_min_pu: float
+    batt_p_max_kw: np.ndarray  # (time,) 0 when out
+    batt_e_max_kwh: float
+    batt_soc_min_pu: float
+    batt_soc_max_pu: float
+    batt_eta_rt_pu: float
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    grid_kw: np.ndarray
+    gt_kw: np.ndarray
+    batt_kw: np.ndarray  # discharge positive, charge negative
+    soc_kwh: np.ndarray  # at the end of each step
+    turbines_online: np.ndarray
+    unserved_kw: np.ndarray
+
+
+def block_mean(x: np.ndarray, n: int) -> np.ndarray:
+    """Mean over consecutive blocks of n samples, held over each block (last block may be shorter)."""
+    if n <= 1:
+        return x.copy()
+    T = len(x)
+    k = np.arange(T) // n
+    sums = np.bincount(k, weights=x)
+    counts = np.bincount(k)
+    return (sums / counts)[k]
+
+
+def dispatch(
+    demand_kw: np.ndarray,
+    fleet: Fleet,
+    dt_s: float,
+    *,
+    smoothing_tau_s: float | None = None,
+    soc0_pu: float = 0.8,
+    soc_target_pu: float = 0.8,
+    turbines0: int = 0,
+    commit_window_s: float = 900.0,
+) -> DispatchResult:
+    d = np.asarray(demand_kw, np.float64)
+    T = len(d)
+    dt_h = dt_s / 3600.0
+    # 1. turbines: whole units for the sustained shortfall
+    window = max(1, int(round(commit_window_s / dt_s)))
+    d_slow = block_mean(d, window)
+    short_slow = np.maximum(d_slow - fleet.grid_max_kw, 0.0)
+    has_gt = fleet.gt_unit_kw > 0
+    if has_gt:
+        units = np.ceil(short_slow / fleet.gt_unit_kw - 1e-9)
+        units = np.minimum(units, fleet.gt_units)
+        if turbines0:
+            # units already online stay on through the first commitment window (no instant shut-down)
+            first = np.arange(T) < window
+            units = np.where(first, np.minimum(np.maximum(units, turbines0), fleet.gt_units), units)
+        cap = units * fleet.gt_unit_kw
+        gt = np.clip(d - fleet.grid_max_kw, units * fleet.gt_unit_kw * fleet.gt_min_pu, cap)
+        gt = np.minimum(gt, d)  # never export
+    else:
+        units = np.zeros(T)
+        gt = np.zeros(T)
+    net = d - gt
+    # 2. grid target
+    if smoothing_tau_s is not None or fleet.grid_ramp_kw_step is not None:
+        tau = smoothing_tau_s if smoothing_tau_s is not None else 60.0
+        if fleet.grid_ramp_kw_step is not None and smoothing_tau_s is None:
+            # lag long enough that the largest step change seen stays within the ramp limit
+            jump = float(np.max(np.abs(np.diff(net)))) if T > 1 else 0.0
+            tau = max(dt_s, jump / max(fleet.grid_ramp_kw_step, 1e-9) * dt_s)
+        a = 1.0 - np.exp(-dt_s / tau)
+        g_tgt = lfilter([a], [1.0, a - 1.0], net, zi=[(1.0 - a) * net[0]])[0]
+    else:
+        g_tgt = net.copy()
+    g_tgt = np.minimum(g_tgt, fleet.grid_max_kw)
+    want = net - g_tgt  # battery: + discharge, - charge
+    # 3. battery
+    batt, soc, unserved = _battery(want, net, fleet, dt_h, soc0_pu, soc_target_pu)
+    grid = net - batt
+    over = np.maximum(grid - fleet.grid_max_kw, 0.0)
+    grid = grid - over
+    unserved = unserved + over
+    return DispatchResult(grid, gt, batt, soc, units.astype(np.int64), unserved)
+
+
+def _battery(want, net, fleet: Fleet, dt_h, soc0_pu, soc_target_pu):
+    T = len(want)
+    e = fleet.batt_e_max_kwh
+    pmax = fleet.batt_p_max_kw
+    if e <= 0:
+        return np.zeros(T), np.zeros(T), np.zeros(T)
+    eta = np.sqrt(fleet.batt_eta_rt_pu)  # split round-trip loss evenly between charge and discharge
+    lo, hi = fleet.batt_soc_min_pu * e, fleet.batt_soc_max_pu * e
+    soc0 = float(np.clip(soc0_pu * e, lo, hi))
+    target = float(np.clip(soc_target_pu * e, lo, hi))
+    b = np.clip(want, -pmax, pmax)
+    b = np.minimum(b, net)  # discharge never exceeds the load (no export)
+    room = fleet.grid_max_kw - (net - b)  # grid headroom left for recharging
+    # fast path: no bound hit and no recharge needed
+    de = np.where(b > 0, b / eta, b * eta) * dt_h
+    soc = soc0 - np.cumsum(de)
+    if soc.min() >= lo - 1e-9 and soc.max() <= hi + 1e-9 and (soc[-1] >= target - 1e-6 * e or not np.any(room > 0)):
+        return b, soc, np.zeros(T)
+    # scalar pass (documented cost above)
+    bl, rl, pl = b.tolist(), room.tolist(), np.broadcast_to(pmax, (T,)).tolist()
+    out_b = [0.0] * T
+    out_s = [0.0] * T
+    s = soc0
+    for n in range(T):
+        x = bl[n]
+        if x > 0:
+            x = min(x, max(s - lo, 0.0) * eta / dt_h)
+        else:
+            if s < target and rl[n] > 0:  # recharge toward the target with what the grid can spare
+                x = min(x, -min(pl[n], rl[n], (target - s) / eta / dt_h))
+            x = max(x, -(hi - s) / eta / dt_h)
+        s -= (x / eta if x > 0 else x * eta) * dt_h
+        out_b[n] = x
+        out_s[n] = s
+    b = np.array(out_b)
+    return b, np.array(out_s), np.zeros(T)
