@@ -1,0 +1,200 @@
+"""Year-hourly dispatch benchmark: Pyomo paths versus a raw highspy build of the same LP, and persistent
+re-solves after a price change. Prints a table of measured wall times (s).
+
+    python benchmarks/bench_dispatch.py [--hours 8760] [--repeat 1] [--skip-pyomo-solver]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import highspy
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from optimizers.common import solve
+from optimizers.dispatch import Battery, DispatchInputs, DispatchSession, TurbineFleet, build_dispatch
+
+
+def colossus_like(n: int = 8760, seed: int = 0) -> DispatchInputs:
+    """~140-160 MW load with daily and seasonal shape, TVA-distributor TOU proxy prices, 15 x 16.5 MW
+    turbines, 150 MW / 600 MWh battery, 150 MW grid cap with a 4-h curtailment to 120 MW on summer days."""
+    rng = np.random.default_rng(seed)
+    t = np.datetime64("2025-01-01T00", "h") + np.arange(n).astype("timedelta64[h]")
+    h, d = np.arange(n) % 24, np.arange(n) / 24.0
+    load = (150e3 + 5e3 * np.sin(2 * np.pi * (d - 100) / 365) + 4e3 * np.sin(2 * np.pi * (h - 9) / 24)
+            + rng.normal(0, 1.5e3, n)).clip(140e3, 160e3)
+    weekday = ((t.astype("datetime64[D]").astype(int) + 3) % 7) < 5
+    # on-peak $0.0808 (TOU MSB proxy); off-peak $0.038, a blend of the $0.0547/0.0237/0.0210 blocks, so that
+    # the turbines (~$0.043/kWh at $3.5/MMBtu) are peakers, not base load
+    price = np.where((h >= 13) & (h < 19) & weekday, 0.0808, 0.038)
+    summer = (d % 365 > 150) & (d % 365 < 250) & (d.astype(int) % 7 == 2)
+    cap = np.where(summer & (h >= 14) & (h < 18), 120e3, 150e3)
+    return DispatchInputs(
+        time=t, dt_h=1.0, load_kw=load, price_usd_kwh=price,
+        turbines=TurbineFleet(n_units=15, p_max_kw=16_500.0, p_min_pu=0.5, start_cost_usd=1500.0, min_up_h=2.0,
+                              min_down_h=2.0, vom_usd_kwh=0.005),
+        battery=Battery(p_max_kw=150e3, e_max_kwh=600e3, efficiency_roundtrip_pu=0.88, soc_initial_pu=0.5,
+                        soc_min_pu=0.05),
+        grid_import_max_kw=cap, grid_ramp_max_kw_per_h=30e3, demand_charge_usd_kw_month=12.38,
+        gas_price_usd_mmbtu=3.5, reduction_kw=50e3, nox_cap_t=87.0 * n / 8760)  # permit: 87 t/yr, 15 units
+
+
+def raw_highspy(inp: DispatchInputs):
+    """The same LP relaxation built straight into highspy (COO -> CSC), no Pyomo. Independent code."""
+    from scipy import sparse
+
+    t0 = time.perf_counter()
+    n, dt, g, b = inp.n, inp.dt_h, inp.turbines, inp.battery
+    eta = np.sqrt(b.efficiency_roundtrip_pu)
+    T = np.arange(n)
+    months = np.unique(inp.time.astype("datetime64[M]"), return_inverse=True)[1]
+    nm = months.max() + 1
+    names = ["g", "pt", "u", "su", "sd", "ch", "dis", "soc", "cap", "rb", "rt"]
+    off = {k: i * n for i, k in enumerate(names)}
+    off["peak"] = len(names) * n
+    ncol = off["peak"] + nm
+    inf = highspy.kHighsInf
+    lb, ub, cost = np.zeros(ncol), np.full(ncol, inf), np.zeros(ncol)
+    ub[off["u"]:off["u"] + n] = g.n_units
+    ub[off["ch"]:off["ch"] + n] = b.p_max_kw
+    ub[off["dis"]:off["dis"] + n] = b.p_max_kw
+    lb[off["soc"]:off["soc"] + n], ub[off["soc"]:off["soc"] + n] = b.soc_min_pu * b.e_max_kwh, b.soc_max_pu * b.e_max_kwh
+    ub[off["cap"]:off["cap"] + n] = 0.0
+    fuel = g.heat_rate_kj_kwh * g.hhv_lhv_ratio / 1_055_055.85 * dt
+    cost[off["g"]:off["g"] + n] = inp.price_usd_kwh * dt
+    cost[off["pt"]:off["pt"] + n] = inp.gas_price_usd_mmbtu * fuel + g.vom_usd_kwh * dt
+    cost[off["su"]:off["su"] + n] = g.start_cost_usd
+    cost[off["cap"]:off["cap"] + n] = inp.value_of_lost_load_usd_kwh * dt
+    cost[off["peak"]:] = inp.demand_charge_usd_kw_month
+    R, C, V, rlo, rhi = [], [], [], [], []
+    nrow = [0]
+
+    def block(entries, lo, hi, size=n):
+        for var, rows, pos, coef in entries:
+            R.append(rows + nrow[0])
+            C.append(off[var] + pos)
+            V.append(np.broadcast_to(coef, rows.shape).astype(float))
+        rlo.append(np.broadcast_to(lo, (size,)).astype(float))
+        rhi.append(np.broadcast_to(hi, (size,)).astype(float))
+        nrow[0] += size
+
+    load = np.asarray(inp.load_kw, float)
+    block([("g", T, T, 1.0), ("pt", T, T, 1.0), ("dis", T, T, 1.0), ("ch", T, T, -1.0), ("cap", T, T, 1.0)], load, load)
+    block([("g", T, T, 1.0)], -inf, inp.grid_import_max_kw)
+    rr = inp.grid_ramp_max_kw_per_h * dt
+    lo, hi = np.full(n, -rr), np.full(n, rr)
+    lo[0], hi[0] = -inf, inf
+    block([("g", T, T, 1.0), ("g", T[1:], T[:-1], -1.0)], lo, hi)
+    block([("peak", T, months, 1.0), ("g", T, T, -1.0)], 0.0, inf)
+    block([("pt", T, T, 1.0), ("u", T, T, -g.p_max_kw)], -inf, 0.0)
+    block([("pt", T, T, 1.0), ("u", T, T, -g.p_min_pu * g.p_max_kw)], 0.0, inf)
+    u0 = np.zeros(n)
+    u0[0] = g.units_online_initial
+    block([("u", T, T, 1.0), ("u", T[1:], T[:-1], -1.0), ("su", T, T, -1.0), ("sd", T, T, 1.0)], u0, u0)
+    for var, hrs, sign, rhs in (("su", g.min_up_h, -1.0, 0.0), ("sd", g.min_down_h, 1.0, g.n_units)):
+        w = int(np.ceil(hrs / dt))
+        if w > 1:
+            rows = np.repeat(T, w)
+            pos = rows - np.tile(np.arange(w), n)
+            k = pos >= 0
+            block([(var, rows[k], pos[k], 1.0), ("u", T, T, sign)], -inf, rhs)
+    s0 = np.zeros(n)
+    s0[0] = b.soc_initial_pu * b.e_max_kwh
+    block([("soc", T, T, 1.0), ("soc", T[1:], T[:-1], -1.0), ("ch", T, T, -eta * dt), ("dis", T, T, dt / eta)], s0, s0)
+    block([("soc", np.array([0]), np.array([n - 1]), 1.0)], b.soc_initial_pu * b.e_max_kwh, inf, size=1)
+    block([("rb", T, T, 1.0), ("dis", T, T, 1.0), ("ch", T, T, -1.0)], -inf, b.p_max_kw)
+    block([("rb", T, T, inp.reduction_duration_h / eta), ("soc", T, T, -1.0)], -inf, -b.soc_min_pu * b.e_max_kwh)
+    block([("rt", T, T, 1.0), ("pt", T, T, 1.0), ("u", T, T, -g.p_max_kw)], -inf, 0.0)
+    block([("rb", T, T, 1.0), ("rt", T, T, 1.0)], inp.reduction_kw, inf)
+    if inp.nox_cap_t is not None:
+        block([("pt", np.zeros(n, np.int64), T, fuel * g.nox_kg_per_mmbtu / 1000.0)], -inf, inp.nox_cap_t, size=1)
+    A = sparse.csc_array((np.concatenate(V), (np.concatenate(R), np.concatenate(C))), shape=(nrow[0], ncol))
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = ncol, nrow[0]
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lb, ub
+    lp.row_lower_, lp.row_upper_ = np.concatenate(rlo), np.concatenate(rhi)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
+    h.passModel(lp)
+    t1 = time.perf_counter()
+    h.run()
+    t2 = time.perf_counter()
+    x = np.asarray(h.getSolution().col_value)
+    grid = x[off["g"]:off["g"] + n].copy()
+    t3 = time.perf_counter()
+    return dict(build=t1 - t0, handover=0.0, solve=t2 - t1, extract=t3 - t2,
+                objective=h.getInfo().objective_function_value, rows=nrow[0], cols=ncol, grid=grid)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hours", type=int, default=8760)
+    ap.add_argument("--skip-pyomo-solver", action="store_true", help="skip the pyomo.contrib.solver path")
+    args = ap.parse_args()
+    con = Console()
+    inp = colossus_like(args.hours)
+    rows = []
+
+    raw = raw_highspy(inp)
+    rows.append(("raw highspy (LP relaxation)", raw["build"], raw["handover"], raw["solve"], raw["extract"],
+                 raw["objective"], f"{raw['rows']} x {raw['cols']}"))
+
+    t0 = time.perf_counter()
+    m = build_dispatch(inp, relax=True)
+    build = time.perf_counter() - t0
+    info = solve(m, 600, 1e-4, load_pyomo=False)
+    from optimizers.dispatch import extract_dispatch
+    t1 = time.perf_counter()
+    ds = extract_dispatch(m._linear, info, inp)
+    to_ds = time.perf_counter() - t1
+    rows.append(("Pyomo model, matrix hand-over (default)", build, info.handover_s, info.solve_s,
+                 info.extract_s + to_ds, info.objective, f"{info.n_rows} x {info.n_cols}"))
+
+    if not args.skip_pyomo_solver:
+        m2 = build_dispatch(inp, relax=True)
+        t0 = time.perf_counter()
+        m2._linear.materialise()
+        mat = time.perf_counter() - t0
+        info2 = solve(m2, 600, 1e-4, backend="pyomo")
+        rows.append(("Pyomo model, pyomo.contrib.solver highs", build + mat, info2.handover_s - mat if info2.handover_s > mat else info2.handover_s,
+                     info2.solve_s, info2.extract_s, info2.objective, f"{info2.n_rows} x {info2.n_cols}"))
+
+    tab = Table(title=f"Year dispatch LP relaxation ({args.hours} h): wall time, s")
+    for c in ("path", "build", "hand-over", "solve", "extract", "total", "objective USD", "rows x cols"):
+        tab.add_column(c, justify="right" if c not in ("path",) else "left")
+    for name, b, h, s, e, obj, size in rows:
+        tab.add_row(name, f"{b:.3f}", f"{h:.3f}", f"{s:.3f}", f"{e:.3f}", f"{b + h + s + e:.3f}", f"{obj:,.0f}", size)
+    con.print(tab)
+    ratio = (rows[1][1] + rows[1][2] + rows[1][3] + rows[1][4]) / (raw["build"] + raw["solve"] + raw["extract"])
+    con.print(f"Pyomo (matrix hand-over) total / raw highspy total = {ratio:.2f} (target <= 1.5); "
+              f"objectives differ by {abs(rows[1][5] - raw['objective']) / abs(raw['objective']):.1e} (relative)")
+
+    # persistent re-solves
+    rng = np.random.default_rng(7)
+    tab2 = Table(title="Persistent re-solve after a price change (DispatchSession)")
+    for c in ("case", "first solve", "re-solve (HiGHS)", "re-solve incl. extract", "iterations", "objective change"):
+        tab2.add_column(c, justify="right" if c != "case" else "left")
+    cases = [("year LP relaxation", inp, True), ("week MILP (168 h)", colossus_like(168, seed=3), False)]
+    for name, case_inp, relax in cases:
+        s = DispatchSession(case_inp, relax=relax, rel_gap=1e-3)
+        t0 = time.perf_counter()
+        first = s.solve()
+        t_first = time.perf_counter() - t0
+        new = case_inp.price_usd_kwh * rng.uniform(0.7, 1.3, case_inp.n)  # hourly noise: changes the dispatch
+        s.set_prices(new)
+        t0 = time.perf_counter()
+        again = s.solve()
+        t_again = time.perf_counter() - t0
+        tab2.add_row(name, f"{t_first:.3f}", f"{s.last_info.solve_s:.3f}", f"{t_again:.3f}",
+                     str(s.last_info.simplex_iterations),
+                     f"{again.attrs['solver_objective'] - first.attrs['solver_objective']:+,.0f} USD")
+    con.print(tab2)
+
+
+if __name__ == "__main__":
+    main()
