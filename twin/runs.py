@@ -1,5 +1,5 @@
 """Run store: runs/<id>/ with the resolved scenario (scenario.yaml), the Dataset (result.nc, netCDF via
-h5netcdf) and summary.json. Written into a temporary folder beside the store and renamed, so a failed run
+h5netcdf, or result.zarr when h5py is not installed) and summary.json. Written into a temporary folder beside the store and renamed, so a failed run
 leaves nothing. Base folder: $TWIN_RUNS_DIR, else ./runs."""
 
 from __future__ import annotations
@@ -62,12 +62,32 @@ def save_run(ds: xr.Dataset, summary: dict | None = None, run_id: str | None = N
                 "site": ds.attrs.get("site"), "scenario": sc.get("name"), "step_s": ds.attrs.get("step_s"),
                 "hours": sc.get("hours"), "twin_version": ds.attrs.get("twin_version"), "kpis": _clean(summary)}
         (tmp / "summary.json").write_text(json.dumps(meta, indent=2))
-        ds.to_netcdf(tmp / "result.nc", engine="h5netcdf")
+        _write(ds, tmp)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return run_id
+
+
+def _h5_available() -> bool:
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _write(ds: xr.Dataset, folder: Path) -> None:
+    """netCDF-4 through h5netcdf when h5py is installed; otherwise Zarr (format 2), which xarray reads the same."""
+    if _h5_available():
+        ds.to_netcdf(folder / "result.nc", engine="h5netcdf")
+    else:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.to_zarr(folder / "result.zarr", mode="w-", zarr_format=2, consolidated=True)
 
 
 def list_runs(base: Path | None = None) -> list[dict]:
@@ -99,7 +119,11 @@ def open_run(run_id: str, base: Path | None = None) -> xr.Dataset:
     """The stored Dataset (loaded into memory; the file is closed)."""
     import twin.accessor  # noqa: F401
 
-    with xr.open_dataset(run_path(run_id, base) / "result.nc", engine="h5netcdf") as ds:
+    p = run_path(run_id, base)
+    if (p / "result.nc").exists():
+        with xr.open_dataset(p / "result.nc", engine="h5netcdf") as ds:
+            return ds.load()
+    with xr.open_zarr(p / "result.zarr", consolidated=True) as ds:
         return ds.load()
 
 

@@ -608,7 +608,7 @@ def _fleet(layout: SiteLayout, sc: Scenario, t_rel, segs, seg_chain, dt):
             entry_cap[a:b] = sum(ch.p_max_kw[i] for i in tops if not ch.out[i]) if tops else np.inf
         elif len(ch.grid_entry):
             pass
-    cap = np.minimum(feed_cap, entry_cap * layout.site.oversubscription_pu)
+    cap = np.minimum(feed_cap, entry_cap)
     if sc.limits.grid_import_max_kw is not None:
         cap = np.minimum(cap, sc.limits.grid_import_max_kw)
     for e in sc.events:
