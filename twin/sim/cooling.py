@@ -23,7 +23,8 @@ their air heat into hall air handlers on the same facility water, whose fans tak
 loop's design air heat at full speed, again by the cube law. Heat of every pump and fan inside the hall ends up
 in the facility water, so it is part of the loop heat.
 
-Facility loop.  Flow holds the design range: m = q / (c_p dt_design), between FLOW_MIN_PU of design flow and the
+Facility loop.  Flow holds the design range: m = q / (c_p dt_design) (q seen through the flow controller's
+first-order lag FLOW_CONTROL_TAU_S), between FLOW_MIN_PU of design flow and the
 available pumps' rated flow; all available pumps run in parallel at one speed, power
 n x P_rated x (m / (n m_rated))^3 with P_rated = rho g Q H / eta. Pump work heats the loop water.
 The loop is a well-mixed volume C = V rho c_p (V at least V_MIN_S seconds of design flow) on the return side:
@@ -85,6 +86,7 @@ FAN_SPEED_MIN_PU = 0.2  # lowest fan speed of variable-speed fans (towers, dry c
 LIFT_MIN_K = 10.0  # compressors hold at least this lift (head-pressure control), which caps the COP
 T_CONDENSER_WATER_MIN_C = 10.0  # towers/dry coolers behind chillers never make water colder (freeze, oil return)
 DT_LOOP_MAX_PU = 2.0  # return may rise to twice the design range when flow is limited; beyond it heat is unmet
+FLOW_CONTROL_TAU_S = 120.0  # time constant of the loop flow control (pump VFDs holding the design range)
 V_MIN_S = 60.0  # loop volume is at least one minute of design flow (pipes, headers)
 AHU_FAN_KW_PER_KW = 0.02  # hall air handlers (fan walls) at full speed, kW of fan per kW of air heat at design
 TOWER_RANGE_K = 5.6  # condenser water range through a tower (10 degF), for circulating flow and drift
@@ -378,7 +380,11 @@ def simulate_cooling(
             m_max[:, j] = n_pumps[:, j] * m_pump_rated[j]
         else:  # no pump modelled: design flow is available, no pump power
             m_max[:, j] = m_design[j]
-    flow = np.minimum(np.maximum(q_in / (cp * dt_design), FLOW_MIN_PU * m_design), m_max)  # kg/s
+    # Flow control acts on the loop heat seen through a first-order lag (FLOW_CONTROL_TAU_S): at hourly steps
+    # it is the step's heat, at 0.1 s steps the pumps do not chase each GPU swing.
+    a_ctl = np.exp(-dt / FLOW_CONTROL_TAU_S)[:, None] * np.ones((1, L))
+    q_ctl = _affine_scan(a_ctl, (1 - a_ctl) * q_in) + np.cumprod(a_ctl, axis=0) * q_in[0]
+    flow = np.minimum(np.maximum(q_ctl / (cp * dt_design), FLOW_MIN_PU * m_design), m_max)  # kg/s
     with np.errstate(divide="ignore", invalid="ignore"):
         per_pump = np.where(n_pumps > 0, flow / np.maximum(n_pumps, 1) / np.maximum(m_pump_rated, 1e-12), 0.0)
     p_pump = n_pumps * p_pump_rated * per_pump**3
