@@ -150,7 +150,7 @@ def main() -> None:
     info = solve(m, 600, 1e-4, load_pyomo=False)
     from optimizers.dispatch import extract_dispatch
     t1 = time.perf_counter()
-    ds = extract_dispatch(m._linear, info, inp)
+    extract_dispatch(m._linear, info, inp)
     to_ds = time.perf_counter() - t1
     rows.append(("Pyomo model, matrix hand-over (default)", build, info.handover_s, info.solve_s,
                  info.extract_s + to_ds, info.objective, f"{info.n_rows} x {info.n_cols}"))

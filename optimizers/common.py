@@ -228,7 +228,7 @@ class LinearModel:
             ub = [None if not np.isfinite(v) else float(v) for v in fam.ub]
             vd = self._vardata
 
-            def rule(m, i, b=b, cols_l=cols_l, vals_l=vals_l, lb=lb, ub=ub):
+            def rule(m, i, b=b, cols_l=cols_l, vals_l=vals_l, lb=lb, ub=ub, vd=vd):
                 if lb[i] is None and ub[i] is None:
                     return pyo.Constraint.Skip
                 body = LinearExpression(constant=0.0, linear_coefs=vals_l[b[i]:b[i + 1]],
