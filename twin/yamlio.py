@@ -64,7 +64,9 @@ def problems_from_validation(
             hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.5)
             msg = f"unknown key '{loc[-1]}'"
             if hint:
-                msg += f"; did you mean '{hint[0]}'? (the unit is part of the key name)"
+                msg += f"; did you mean '{hint[0]}'?"
+                if hint[0].rsplit("_", 1)[0] == str(loc[-1]).rsplit("_", 1)[0]:  # only the unit suffix differs
+                    msg += " (the unit is part of the key name)"
             elif known:
                 msg += f"; expected one of: {', '.join(sorted(known))}"
             problems.append(Problem(file, path, msg))
