@@ -13,6 +13,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="gigatwin: di
 # Each area registers its commands on `app` in its own module (imported for the side effect).
 from twin.cli import site_cmd  # noqa: E402,F401
 from twin.cli import sim_cmd  # noqa: E402,F401
+from twin.cli import dash_cmd  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,76 @@
+"""The run store as the Runs page shows it: a table of runs with their main KPIs, and one run's details."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+from dash import html
+
+COLUMNS = [("energy_facility_mwh", "facility MWh", 0), ("peak_demand_15min_mw", "peak MW (15 min)", 1),
+           ("pue", "PUE", 3), ("energy_unserved_mwh", "unserved MWh", 1), ("stranded_gpus_max", "stranded GPUs", 0)]
+
+
+def _f(v, digits):
+    if not isinstance(v, int | float) or not math.isfinite(v):
+        return "–"
+    return f"{v:,.{digits}f}"
+
+
+def list_store(ctx) -> list[dict]:
+    from twin.runs import list_runs
+
+    return list_runs(ctx.runs_dir)
+
+
+def runs_table(ctx):
+    runs = list_store(ctx)
+    if not runs:
+        return html.P("The run store is empty: start a what-if run, or `twin simulate` from the command line.",
+                      className="muted", id="runs-empty")
+    head = html.Tr([html.Th("run"), html.Th("created (UTC)"), html.Th("site"), html.Th("span")] +
+                   [html.Th(label) for _, label, _ in COLUMNS] + [html.Th("change")])
+    body = []
+    for m in runs[:200]:
+        k = m.get("kpis") or {}
+        body.append(html.Tr([
+            html.Td(html.A(m["id"], href="#", id={"type": "run-link", "id": m["id"]}, n_clicks=0)),
+            html.Td((m.get("created_utc") or "")[:19].replace("T", " ")),
+            html.Td(m.get("site") or ""),
+            html.Td(f"{_f(m.get('hours'), 0)} h / {_f(m.get('step_s'), 0)} s"),
+            *[html.Td(_f(k.get(key), d)) for key, _, d in COLUMNS],
+            html.Td(k.get("whatif_changes", "")),
+        ]))
+    return html.Table([head, *body], className="grid", id="runs-grid")
+
+
+def report_available() -> bool:
+    return importlib.util.find_spec("twin.report") is not None
+
+
+def run_details(ctx, run_id: str | None):
+    if not run_id:
+        return html.P("Click a run to see its KPIs.", className="muted")
+    from twin.errors import InputError
+    from twin.kpi.summary import KPI_LABELS
+    from twin.runs import run_summary
+
+    try:
+        m = run_summary(run_id, ctx.runs_dir)
+    except InputError as exc:
+        return html.P(str(exc), className="errors")
+    k = m.get("kpis") or {}
+    rows = [html.Tr([html.Th(label), html.Td(_f(k.get(key), 3 if abs(k.get(key) or 0) < 10 else 1))])
+            for key, label in KPI_LABELS.items() if key in k]
+    extra = []
+    if k.get("whatif_changes"):
+        extra.append(html.P([html.B("What-if: "), k["whatif_changes"], f" (baseline {k.get('whatif_baseline', '?')})"]))
+    if report_available():
+        extra.append(html.P(html.A("Utility report (HTML)", href=f"/report/{run_id}", target="_blank", id="runs-report")))
+    else:
+        extra.append(html.P("Utility report: not available in this installation (twin.report is missing).",
+                            className="muted"))
+    return html.Div([html.H4(run_id), html.P(f"{m.get('site')} · scenario {m.get('scenario')} · "
+                                             f"{_f(m.get('hours'), 1)} h at {_f(m.get('step_s'), 1)} s steps",
+                                             className="muted"),
+                     *extra, html.Table(rows, className="kv")])
