@@ -22,6 +22,9 @@ import numpy as np
 from scipy.signal import lfilter
 
 
+RECHARGE_H = 1.0  # time constant of the battery's return to its target SOC
+
+
 @dataclass(frozen=True)
 class Fleet:
     """What the bus can draw on, per step where it varies (outages, curtailment)."""
@@ -142,8 +145,10 @@ def _battery(want, net, fleet: Fleet, dt_h, soc0_pu, soc_target_pu):
         if x > 0:
             x = min(x, max(s - lo, 0.0) * eta / dt_h)
         else:
-            if s < target and rl[n] > 0:  # recharge toward the target with what the grid can spare
-                x = min(x, -min(pl[n], rl[n], (target - s) / eta / dt_h))
+            if s < target and rl[n] > 0:
+                # recharge toward the target with what the grid can spare, proportionally to the deficit with a
+                # RECHARGE_H time constant, so recharging never adds a step to the grid import
+                x = min(x, -min(pl[n], rl[n], (target - s) / eta / max(dt_h, RECHARGE_H)))
             x = max(x, -(hi - s) / eta / dt_h)
         s -= (x / eta if x > 0 else x * eta) * dt_h
         out_b[n] = x

@@ -235,7 +235,7 @@ def _price_usd_kwh(times: pd.DatetimeIndex, c: dict) -> np.ndarray:
     h = times.hour
     on = (h >= c["on_hours"][0]) & (h < c["on_hours"][1])
     if c["on_weekdays"]:
-        on &= times.weekday < 5
+        on &= times.day_of_week < 5
     return np.where(on, c["on_usd_kwh"], c["off_usd_kwh"])
 
 
@@ -406,9 +406,12 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     # upstream (substation) losses: grid import at the feed exceeds grid power at the bus; keep the cap at the feed
     grid_import, up_loss = _grid_import(segs, seg_chain, results, p_in, p_out, dres.grid_kw, demand)
     cap_feed = info["grid_cap_feed_kw"]
-    if np.any(grid_import > cap_feed + 1e-6):
-        ratio = np.where(grid_import > 0, dres.grid_kw / np.maximum(grid_import, 1e-9), 1.0)
-        fleet2 = dispatch_rules.Fleet(**{**fleet.__dict__, "grid_max_kw": np.minimum(fleet.grid_max_kw, cap_feed * ratio)})
+    bus_cap = fleet.grid_max_kw
+    for _ in range(6):  # losses grow with load: a few fixed-point passes bring the import under the cap
+        if not np.any(grid_import > cap_feed + 1e-6):
+            break
+        bus_cap = np.where(grid_import > cap_feed, bus_cap - (grid_import - cap_feed) * 1.0001, bus_cap)
+        fleet2 = dispatch_rules.Fleet(**{**fleet.__dict__, "grid_max_kw": bus_cap})
         dres = dispatch_rules.dispatch(demand, fleet2, dt, **kw)
         grid_import, up_loss = _grid_import(segs, seg_chain, results, p_in, p_out, dres.grid_kw, demand)
 

@@ -1,0 +1,146 @@
+"""Engine: conservation at every step, the hand-calculated tiny case, outages, curtailment, windows, swings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import twin
+from twin.schema.scenario import scenario_from_dict
+
+pytestmark = pytest.mark.integration
+SCEN = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _sc(**kw):
+    base = {"site": "colossus-1", "hours": 48, "step": "1h", "start": "2025-07-10T00:00", "seed": 3}
+    return scenario_from_dict({**base, **kw})
+
+
+def _check_conservation(ds, rtol=1e-9):
+    fac = ds.p_facility_kw.values
+    parts = ds.p_it_kw.values + ds.p_loss_kw.values + ds.p_cooling_kw.values - ds.p_unserved_kw.values
+    np.testing.assert_allclose(fac, parts, rtol=rtol, atol=1e-6)
+    np.testing.assert_allclose(ds.p_source_kw.sum("source").values, fac, rtol=rtol, atol=1e-6)
+    # the bus: grid at the bus + turbines + battery = bus demand
+    grid_bus = ds.p_source_kw.sel(source="grid").values - ds.p_loss_upstream_kw.values
+    bus = grid_bus + ds.p_source_kw.sel(source=["gas_turbine", "battery"]).sum("source").values + ds.p_unserved_kw.values
+    np.testing.assert_allclose(bus, ds.p_bus_kw.values, rtol=rtol, atol=1e-6)
+    # losses: every stage's in - out, summed, is the reported total
+    np.testing.assert_allclose(ds.p_loss_equipment_kw.sum("equipment").values, ds.p_loss_kw.values, rtol=1e-5)
+
+
+def test_conservation_hourly_with_events():
+    sc = _sc(events=[{"kind": "outage", "component": "hall-2-tx3", "start_h": 5, "hours": 6},
+                     {"kind": "outage", "component": "sub63", "units": 1, "start_h": 20, "hours": 4},
+                     {"kind": "curtailment", "start_h": 30, "hours": 3, "grid_import_max_kw": 60000}])
+    ds = twin.simulate(None, sc)
+    _check_conservation(ds)
+    # the transformer's racks are stranded during its outage only
+    stranded = ds.stranded_gpus.values
+    assert stranded[5:11].min() > 0 and stranded[:5].max() == 0 and stranded[11:].max() == 0
+    assert ds.sel(equipment="hall-2-tx3").p_equipment_in_kw.values[5:11].max() == 0
+    # curtailment: grid import within the limit, turbines in whole units make up the rest
+    grid = ds.p_source_kw.sel(source="grid").values
+    assert grid[30:33].max() <= 60000 + 1e-6
+    gt = ds.p_source_kw.sel(source="gas_turbine").values
+    assert gt[30:33].min() > 0 and ds.p_unserved_kw.values.max() == 0
+    units = ds.turbines_online.values[30:33]
+    assert np.all(gt[30:33] <= units * 16500 + 1e-6) and np.all(gt[30:33] > (units - 1) * 16500)
+    # substation unit lost: the other unit carries the grid's share without exceeding its rating
+    sub = ds.sel(equipment="sub63").loading_pu.values
+    assert sub[20:24].max() <= 1.0 + 1e-6
+
+
+def test_conservation_subsecond():
+    sc = _sc(hours=0.1, step="0.1s", start="2025-07-10T15:00", workload={"fill_pu": 1.0, "fill_job": {"start_s": -60}},
+             mitigations={"battery_smoothing": True})
+    ds = twin.simulate(None, sc)
+    _check_conservation(ds)
+    assert ds.sizes["time"] == 3600 and ds.p_rack_kw.dims == ("time_rack", "rack")
+    # battery smoothing: the grid moves far less than the demand at the fastest step
+    grid = ds.p_source_kw.sel(source="grid").values
+    assert np.abs(np.diff(grid)).max() < 0.2 * np.abs(np.diff(ds.p_bus_kw.values)).max()
+
+
+def test_tiny_hand_calculation():
+    """tiny-fixed: rack 0 at 80 % of TDP, racks 1-5 idle, 2 storage racks at typical load, by hand."""
+    sc = twin.load_scenario(SCEN / "tiny-fixed.yaml")
+    ds = twin.simulate(None, sc)
+    t = 0
+    # PSU: titanium-3300w x 4 = 13.2 kW per node; eta by linear interpolation of (0.2, 0.94), (0.5, 0.96), (1.0, 0.91)
+    dc_busy = 2.6 + 8 * 0.8 * 0.700  # kW: base + 8 GPUs at 560 W
+    eta_busy = 0.96 + (dc_busy / 13.2 - 0.5) / 0.5 * (0.91 - 0.96)
+    dc_idle = 2.6 + 8 * 0.070
+    eta_idle = 0.94 + (dc_idle / 13.2 - 0.2) / 0.3 * (0.96 - 0.94)
+    rack_busy = 8 * dc_busy / eta_busy
+    rack_idle = 8 * dc_idle / eta_idle
+    storage = 25 * 0.6
+    it = rack_busy + 5 * rack_idle + 2 * storage
+    assert ds.p_it_kw.values[t] == pytest.approx(it, rel=1e-3)
+    aux = ds.p_rack_aux_kw.isel(time=t).values  # CDU pumps and door fans (the cooling model's)
+    racks = np.array([rack_busy] + [rack_idle] * 5 + [storage] * 2) + aux
+    # busways: racks 0-3 on bw1, 4-7 on bw2; P_in = P_out / 0.998
+    bw1, bw2 = racks[:4].sum() / 0.998, racks[4:].sum() / 0.998
+    # transformer 3,000 kVA x 0.95: P_in = P_out + 2.8 + 16.5 (P_out / 2,850)^2
+    tx_out = bw1 + bw2
+    tx_in = tx_out + 2.8 + 16.5 * (tx_out / 2850.0) ** 2
+    # switchgear feeds the transformer, the loop pumps and the dry cooler: P_in = P_out / 0.9995
+    plant = float(ds.sel(equipment=["loop", "dry"]).p_equipment_in_kw.isel(time=t).sum())
+    sw_in = (tx_in + plant) / 0.9995
+    eq = ds.p_equipment_in_kw.isel(time=t)
+    assert float(eq.sel(equipment="hall-1-tx1-bw1")) == pytest.approx(bw1, rel=1e-3)
+    assert float(eq.sel(equipment="hall-1-tx1")) == pytest.approx(tx_in, rel=1e-3)
+    assert float(eq.sel(equipment="swgr")) == pytest.approx(sw_in, rel=1e-3)
+    assert ds.p_facility_kw.values[t] == pytest.approx(sw_in, rel=1e-3)
+    print(f"\ntiny-fixed: hand {sw_in:.3f} kW, twin {ds.p_facility_kw.values[t]:.3f} kW "
+          f"(IT {it:.3f} / {ds.p_it_kw.values[t]:.3f} kW)")
+    _check_conservation(ds)
+
+
+def test_deterministic_and_seeded():
+    sc = _sc(hours=24)
+    a, b = twin.simulate(None, sc), twin.simulate(None, sc)
+    np.testing.assert_array_equal(a.p_facility_kw.values, b.p_facility_kw.values)
+    c = twin.simulate(None, _sc(hours=24, seed=4))
+    assert not np.array_equal(a.p_facility_kw.values, c.p_facility_kw.values)
+
+
+def test_consecutive_windows_join_up():
+    sc = _sc(hours=48, limits={"grid_import_max_kw": 90000})
+    whole = twin.simulate(None, sc)
+    first = twin.simulate(None, sc, hours=24)
+    state = first.twin.final_state()
+    second = twin.simulate(None, sc, hours=24, start_offset_s=24 * 3600, initial_state=state)
+    joined = np.concatenate([first.p_facility_kw.values, second.p_facility_kw.values])
+    # the IT side is identical; dispatch restarts from the carried state (commitment windows realign)
+    np.testing.assert_allclose(np.concatenate([first.p_it_kw.values, second.p_it_kw.values]), whole.p_it_kw.values, rtol=1e-9)
+    np.testing.assert_allclose(joined, whole.p_facility_kw.values, rtol=1e-3)
+    assert second.time.values[0] == whole.time.values[24]
+
+
+def test_result_contract():
+    ds = twin.simulate(None, _sc(hours=6))
+    for name in ("p_it_kw", "p_loss_kw", "p_cooling_kw", "p_facility_kw", "p_source_kw", "battery_soc_kwh",
+                 "turbines_online", "p_rack_kw", "p_equipment_in_kw", "p_loss_equipment_kw", "loading_pu",
+                 "p_job_kw", "t_dry_c", "t_wet_c", "water_m3_h", "t_loop_supply_c", "t_cdu_supply_c", "co2_kg",
+                 "nox_kg", "cost_usd"):
+        assert name in ds, name
+    for name, v in ds.data_vars.items():
+        assert v.attrs.get("units") and v.attrs.get("long_name"), name
+    assert set(ds.dims) <= {"time", "time_rack", "rack", "equipment", "source", "loop", "job", "plant"}
+    assert json.loads(ds.attrs["scenario"])["site"] == "colossus-1" and ds.attrs["twin_version"]
+    assert list(ds.source.values) == ["grid", "gas_turbine", "battery"]
+    assert 1.0 < ds.twin.pue() < 1.6
+
+
+def test_heat_wave_raises_cooling_power():
+    base = twin.simulate(None, _sc(hours=72))
+    hot = twin.simulate(None, _sc(hours=72, events=[{"kind": "heat_wave", "start_h": 24, "hours": 24, "delta_t_k": 8}]))
+    w = slice(24, 48)
+    assert (hot.t_dry_c.values[w] - base.t_dry_c.values[w]).min() == pytest.approx(8.0)
+    assert hot.p_cooling_kw.values[w].sum() > base.p_cooling_kw.values[w].sum()
+    np.testing.assert_allclose(hot.p_cooling_kw.values[:24], base.p_cooling_kw.values[:24], rtol=1e-9)
