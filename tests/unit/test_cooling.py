@@ -11,8 +11,8 @@ import pytest
 
 from twin.layout import expand
 from twin.schema.components import GRAVITY_M_S2, WATER_RHO_KG_M3
-from twin.site import load_site
 from twin.sim.cooling import simulate_cooling
+from twin.site import load_site
 
 pytestmark = pytest.mark.unit
 
@@ -394,3 +394,25 @@ def test_year_of_colossus_every_rack_runs_in_about_a_second(colossus):
           f"{res.water_m3_h.sum():,.0f} m3, cooling energy {res.p_cooling_kw.sum() / 1e3:,.0f} MWh")
     assert res.t_cdu_supply_c.dtype == np.float32 and res.t_cdu_supply_c.shape == (T, len(colossus.racks))
     assert best < 3.0  # target 1 s; slack for a loaded test machine
+
+
+def test_dataset_carries_units_and_bad_input_names_the_argument(tmp_path):
+    from twin.errors import InputError
+
+    lay = _layout(tmp_path, "water")
+    ql, qa = _loads(lay, 4)
+    res = simulate_cooling(lay, ql, qa, 30.0, 22.0, 3600.0)
+    time_ = np.datetime64("2025-07-01T00", "h") + np.arange(4).astype("timedelta64[h]")
+    ds = res.to_dataset(time_, lay.racks.ids, [lay.equip.ids[e] for e in res.consumer_equip])
+    assert ds.t_cdu_supply_c.dims == ("time", "rack") and ds.q_loop_kw.dims == ("time", "loop")
+    assert ds.p_consumer_kw.sizes["consumer"] == len(lay.consumers) and ds.water_m3_h.dims == ("time",)
+    assert all("units" in v.attrs and "long_name" in v.attrs for v in ds.data_vars.values())
+    assert float(ds.t_cdu_max_c[0]) == 45.0
+    with pytest.raises(InputError, match="q_air_kw"):
+        simulate_cooling(lay, ql, -qa, 30.0, 22.0, 3600.0)
+    with pytest.raises(InputError, match="setpoints.nope"):
+        simulate_cooling(lay, ql, qa, 30.0, 22.0, 3600.0, setpoints={"nope": 20.0})
+    with pytest.raises(InputError, match="outages.ghost"):
+        simulate_cooling(lay, ql, qa, 30.0, 22.0, 3600.0, outages={"ghost": 1})
+    with pytest.raises(InputError, match="t_dry_c"):
+        simulate_cooling(lay, ql, qa, np.zeros(3), 22.0, 3600.0)

@@ -117,6 +117,7 @@ class CoolingResult:
     plant_ids: list[str]
     plant_kind: list[str]
     consumer_equip: np.ndarray  # (C,) equip indices
+    t_cdu_max_c: np.ndarray  # (R,) highest allowed CDU secondary supply (NaN: rack without CDU)
     # per rack (T, R)
     t_cdu_supply_c: np.ndarray  # CDU secondary supply (NaN: rack without CDU)
     flow_cdu_m3_h: np.ndarray  # CDU secondary flow (0: rack without CDU)
@@ -218,6 +219,8 @@ class CoolingResult:
             units, long_name = self.UNITS[f.name]
             dims = ("time", dim_of[f.name]) if f.name in dim_of else ("time",)
             data[f.name] = xr.Variable(dims, getattr(self, f.name), {"units": units, "long_name": long_name})
+        data["t_cdu_max_c"] = xr.Variable(("rack",), self.t_cdu_max_c,
+                                          {"units": "degC", "long_name": "highest allowed CDU secondary supply"})
         coords = {"time": time, "rack": np.asarray(rack_ids), "loop": self.loop_ids, "plant": self.plant_ids,
                   "plant_kind": ("plant", self.plant_kind), "consumer": list(consumer_ids)}
         return xr.Dataset(data, coords=coords)
@@ -290,11 +293,17 @@ def simulate_cooling(
         raise InputError.one(_CALLER, "q_liquid_kw/q_air_kw", f"expected two (time, {len(layout.racks)}) arrays, "
                              f"got {q_liquid_kw.shape} and {q_air_kw.shape}")
     T, R = q_liquid_kw.shape
+    for name, q in (("q_liquid_kw", q_liquid_kw), ("q_air_kw", q_air_kw)):
+        lo = float(q.min()) if q.size else 0.0
+        if not lo >= 0:  # also catches NaN
+            raise InputError.one(_CALLER, name, f"rack heat must be finite and >= 0, got min {lo}")
     t_dry = _per_step(t_dry_c, T, "t_dry_c")
     t_wet = _per_step(t_wet_c, T, "t_wet_c")
     dt = _per_step(dt_s, T, "dt_s")
-    if np.any(dt <= 0):
+    if not np.all(dt > 0):
         raise InputError.one(_CALLER, "dt_s", "step lengths must be > 0")
+    if not (np.all(np.isfinite(t_dry)) and np.all(np.isfinite(t_wet))):
+        raise InputError.one(_CALLER, "t_dry_c/t_wet_c", "weather must be finite at every step")
     if isinstance(setpoints, CoolingSetpoints):
         setpoints = setpoints.t_supply_c
     setpoints = dict(setpoints or {})
@@ -328,6 +337,7 @@ def simulate_cooling(
     cdu_app = per_group(lambda i: i.cdu.approach_k if i.cdu else None)
     cdu_flow = per_group(lambda i: i.cdu.flow_secondary_m3_h if i.cdu else None)
     cdu_pump = per_group(lambda i: i.cdu.p_pump_kw if i.cdu else None)
+    cdu_tmax = per_group(lambda i: i.cdu.t_secondary_max_c if i.cdu else None, np.nan)
     door_q = per_group(lambda i: i.rdhx.q_max_kw if i.rdhx else None, np.nan)
     door_fan = per_group(lambda i: i.rdhx.p_fan_kw if i.rdhx else None)
     has_cdu = ~np.isnan(cdu_q)
@@ -613,13 +623,19 @@ def simulate_cooling(
     # CDU secondary supply: loop supply + approach x load (in place over cdu_load)
     t_cdu = cdu_load
     t_cdu *= cdu_app
-    t_cdu += t_supply.astype(np.float32)[:, rack_loop]
+    t_sup32 = t_supply.astype(np.float32)
+    for j in range(L):  # racks of a loop are usually one contiguous block: add in place, no T x R temporary
+        cols = np.flatnonzero(rack_loop == j)
+        if len(cols) and cols[-1] - cols[0] + 1 == len(cols):
+            t_cdu[:, cols[0]:cols[-1] + 1] += t_sup32[:, j:j + 1]
+        elif len(cols):
+            t_cdu[:, cols] += t_sup32[:, j:j + 1]
     t_cdu[:, ~has_cdu] = np.nan
 
     to_m3_h = 3600.0 / WATER_RHO_KG_M3
     return CoolingResult(
         loop_ids=loop_ids, plant_ids=plant_ids, plant_kind=[str(kinds[i]) for i in plant],
-        consumer_equip=np.asarray(consumers),
+        consumer_equip=np.asarray(consumers), t_cdu_max_c=cdu_tmax,
         t_cdu_supply_c=t_cdu, flow_cdu_m3_h=flow_cdu, p_rack_aux_kw=p_aux,
         q_loop_kw=q_in, q_rejected_loop_kw=q_rej_loop, q_stored_loop_kw=q_stored_loop,
         e_stored_loop_kwh=(E_loop - E_start) / 3600.0, q_unmet_loop_kw=q_unmet_loop,
