@@ -34,6 +34,16 @@ def _cycle(d):
     _comp(d, SWGR)["fed_by"] = ["grid", "sw2"]
 
 
+def _n_plus_1_short(d):
+    _comp(d, DRY).update({"count": 2, "q_unit_max_kw": 400, "redundancy": "N+1"})
+
+
+def _2n_feed_too_small(d):
+    d["components"].append({"id": "swgr2", "kind": "switchgear", "type": "mv-swgr-13.8kv-3000a", "fed_by": "grid",
+                            "p_unit_max_kw": 400})
+    d["halls"][0].update({"fed_by": ["swgr", "swgr2"], "redundancy": "2N"})
+
+
 def _air_chiller_with_tower(d):
     d["components"] += [
         {"id": "ch", "kind": "chiller", "type": "air-cooled-chiller-1500kw", "fed_by": "swgr", "cooled_by": "ct"},
@@ -91,6 +101,12 @@ CASES = [
      ["sources total 0.1 MW", "short by", "expected sources at least equal to that"]),
     ("n+1-with-one-unit", lambda d: _comp(d, DRY).__setitem__("redundancy", "N+1"), "components[3].count",
      ["dry_cooler 'dry' declares N+1 with count 1", "expected at least 2 units"]),
+    # tiny's hall: 6 x 82.6 + 2 x 25.8 = 547.2 kW of nameplate, all of it heat into the loop.
+    ("n+1-short", _n_plus_1_short, "components[3].redundancy",
+     ["N+1: 1 of 2 units of dry_cooler 'dry' reject 400 kW, short of the 547 kW of heat"]),
+    ("2n-feed-too-small", _2n_feed_too_small, "halls[0].fed_by",
+     ["2N: with the other side lost, switchgear 'swgr2' rated 400 kW would carry 547 kW",
+      "expected each feed to carry its halls alone"]),
     ("2n-hall-one-feed", lambda d: d["halls"][0].__setitem__("redundancy", "2N"), "halls[0].fed_by",
      ["hall-1 declares 2N with 1 feed", "expected at least 2 feeds"]),
     ("loop-too-warm-for-cdu", lambda d: _comp(d, LOOP).__setitem__("t_supply_c", 44), "halls[0].racks[0]",
