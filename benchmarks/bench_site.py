@@ -64,33 +64,47 @@ def main() -> None:
         gen = Path(tmp) / f"generated-{args.gpus}.yaml"
         gen.write_text(yaml.safe_dump(generate_site(args.gpus), sort_keys=False))
         gen_lines = len(gen.read_text().splitlines())
-        cases = [("colossus-1", "colossus-1", 1.5, None), (f"generated {args.gpus:,} GPUs", str(gen), 15.0, 3072.0)]
+        cases = [
+            ("colossus-1", "colossus-1", 1.5, None),
+            (f"generated {args.gpus:,} GPUs", str(gen), 15.0, 3072.0),
+        ]
         rows = [(label, run_case(ref), t_max, mem_max) for label, ref, t_max, mem_max in cases]
 
     # Metrics as rows, sites as columns: fits a terminal and a report.
     labels = [label for label, *_ in rows]
-    lines = [("GPUs", [f"{r['gpus']:,}" for _, r, *_ in rows]),
-             ("GPU nodes", [f"{r['nodes']:,}" for _, r, *_ in rows]),
-             ("racks", [f"{r['racks']:,}" for _, r, *_ in rows]),
-             ("power / cooling equipment", [f"{r['equipment']:,}" for _, r, *_ in rows]),
-             ("power graph nodes", [f"{r['power_graph_nodes']:,}" for _, r, *_ in rows]),
-             ("cooling graph nodes", [f"{r['cooling_graph_nodes']:,}" for _, r, *_ in rows])]
+    lines = [
+        ("GPUs", [f"{r['gpus']:,}" for _, r, *_ in rows]),
+        ("GPU nodes", [f"{r['nodes']:,}" for _, r, *_ in rows]),
+        ("racks", [f"{r['racks']:,}" for _, r, *_ in rows]),
+        ("power / cooling equipment", [f"{r['equipment']:,}" for _, r, *_ in rows]),
+        ("power graph nodes", [f"{r['power_graph_nodes']:,}" for _, r, *_ in rows]),
+        ("cooling graph nodes", [f"{r['cooling_graph_nodes']:,}" for _, r, *_ in rows]),
+    ]
     for key in ("load", "expand", "validate", "power_graph", "cooling_graph", "total"):
         lines.append((f"{key.replace('_', ' ')} s", [f"{r['times_s'][key]:.3f}" for _, r, *_ in rows]))
     lines.append(("target total s", [f"{t_max:g}" for *_, t_max, _ in rows]))
     lines.append(("peak RSS MB", [f"{r['rss_peak_mb']:,.0f}" for _, r, *_ in rows]))
     lines.append(("target peak MB", ["-" if m is None else f"{m:,.0f}" for *_, m in rows]))
     lines.append(("problems found", [str(r["problems"]) for _, r, *_ in rows]))
-    lines.append(("meets target", ["yes" if r["times_s"]["total"] <= t and (m is None or r["rss_peak_mb"] <= m)
-                                   else "NO" for _, r, t, m in rows]))
+    lines.append(
+        (
+            "meets target",
+            [
+                "yes" if r["times_s"]["total"] <= t and (m is None or r["rss_peak_mb"] <= m) else "NO"
+                for _, r, t, m in rows
+            ],
+        )
+    )
     w0 = max(len(k) for k, _ in lines)
     ws = [max(len(labels[j]), *(len(v[j]) for _, v in lines)) for j in range(len(labels))]
     print("load + validate + build both graphs (fresh process per site, imports excluded)")
     print(" " * w0 + "  " + "  ".join(lab.rjust(w) for lab, w in zip(labels, ws, strict=True)))
     for k, v in lines:
         print(k.ljust(w0) + "  " + "  ".join(x.rjust(w) for x, w in zip(v, ws, strict=True)))
-    print(f"imports: {rows[0][1]['import_s']:.2f} s, RSS after imports {rows[0][1]['rss_import_mb']:,.0f} MB; "
-          f"generated site file: {gen_lines:,} YAML lines")
+    print(
+        f"imports: {rows[0][1]['import_s']:.2f} s, RSS after imports {rows[0][1]['rss_import_mb']:,.0f} MB; "
+        f"generated site file: {gen_lines:,} YAML lines"
+    )
 
 
 if __name__ == "__main__":

@@ -160,7 +160,9 @@ def _reach_down(parent_of: sp.csr_matrix, start: np.ndarray) -> np.ndarray:
     return reach
 
 
-def _dead_ends(layout: SiteLayout, start_ids: list[str], parents: list[list[str]], good: np.ndarray) -> list[str]:
+def _dead_ends(
+    layout: SiteLayout, start_ids: list[str], parents: list[list[str]], good: np.ndarray
+) -> list[str]:
     """Ids where the upward walk from `start_ids` stops without reaching a `good` equipment."""
     idx = layout.index
     stack = [idx[s] for s in start_ids if s in idx]
@@ -195,8 +197,10 @@ def _rack_problems(layout, file, bad: np.ndarray, what: str, explain: Callable[[
         instances = np.unique(r.hall[sel])
         halls = [layout.hall_ids[h] for h in instances]
         total_t = int((rack_template == t).sum())
-        msg = (f"{int(sel.sum())} of {total_t} racks in {_ids(halls)} ({_ids(r.ids[sel].tolist(), int(sel.sum()))}) "
-               f"{what}: {explain(int(instances[0]))}")
+        msg = (
+            f"{int(sel.sum())} of {total_t} racks in {_ids(halls)} ({_ids(r.ids[sel].tolist(), int(sel.sum()))}) "
+            f"{what}: {explain(int(instances[0]))}"
+        )
         out.append(Problem(file, f"halls[{t}]", msg))
     return out
 
@@ -244,15 +248,27 @@ def check_unique_ids(layout: SiteLayout, file: str) -> list[Problem]:
     first: dict[str, str] = {}
     for i, c in enumerate(site.components):
         if c.id in first:
-            problems.append(Problem(file, f"components[{i}].id", f"duplicate id '{c.id}' (first used at {first[c.id]}); "
-                                    "expected every id in the site to be unique"))
+            problems.append(
+                Problem(
+                    file,
+                    f"components[{i}].id",
+                    f"duplicate id '{c.id}' (first used at {first[c.id]}); "
+                    "expected every id in the site to be unique",
+                )
+            )
         else:
             first[c.id] = f"components[{i}]"
     for h, hid in enumerate(layout.hall_ids):
         key = f"halls[{w.hall_template[h]}].id"
         if hid in first:
-            problems.append(Problem(file, key, f"hall id '{hid}' is already used at {first[hid]}; "
-                                    "expected every id in the site to be unique"))
+            problems.append(
+                Problem(
+                    file,
+                    key,
+                    f"hall id '{hid}' is already used at {first[hid]}; "
+                    "expected every id in the site to be unique",
+                )
+            )
         else:
             first[hid] = key
     dup_units: dict[str, list[str]] = defaultdict(list)
@@ -265,26 +281,42 @@ def check_unique_ids(layout: SiteLayout, file: str) -> list[Problem]:
         else:
             first[uid] = w.eq_key[i]
     for key, ids in dup_units.items():
-        problems.append(Problem(file, f"{key}.id", f"{len(ids)} expanded unit ids collide with ids used elsewhere "
-                                f"({_ids(ids)}; first at {where_first[key]}); expected a pattern that makes every "
-                                "unit unique, e.g. '{parent}-tx{i}'"))
+        problems.append(
+            Problem(
+                file,
+                f"{key}.id",
+                f"{len(ids)} expanded unit ids collide with ids used elsewhere "
+                f"({_ids(ids)}; first at {where_first[key]}); expected a pattern that makes every "
+                "unit unique, e.g. '{parent}-tx{i}'",
+            )
+        )
     rack_ids = layout.racks.ids
     uniq, counts = np.unique(rack_ids, return_counts=True)
     clash = set(uniq[counts > 1].tolist()) | (set(uniq.tolist()) & set(first))
     if clash:
         bad = np.isin(rack_ids, list(clash))
-        problems += _rack_problems(layout, file, bad, "have ids that are not unique",
-                                   lambda h: "expected distinct hall ids, so rack ids '<hall>-rRR-CC' are distinct")
+        problems += _rack_problems(
+            layout,
+            file,
+            bad,
+            "have ids that are not unique",
+            lambda h: "expected distinct hall ids, so rack ids '<hall>-rRR-CC' are distinct",
+        )
     return problems
 
 
 def _reference_problem(layout, file, key, ref, allowed_kinds, what) -> Problem | None:
     i = layout.index.get(ref)
     if i is None:
-        candidates = [e for e, k in zip(layout.equip.ids, layout.equip.kind, strict=True) if k in allowed_kinds]
+        candidates = [
+            e for e, k in zip(layout.equip.ids, layout.equip.kind, strict=True) if k in allowed_kinds
+        ]
         close = difflib.get_close_matches(ref, candidates, n=3, cutoff=0.6)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else \
-            f"expected the id of a {' / '.join(allowed_kinds)}"
+        hint = (
+            f"did you mean {', '.join(repr(c) for c in close)}?"
+            if close
+            else f"expected the id of a {' / '.join(allowed_kinds)}"
+        )
         if candidates and not close:
             hint += f", e.g. {_ids(candidates)}"
         return Problem(file, key, f"'{ref}' is not the id of any component; {hint}")
@@ -301,23 +333,39 @@ def check_references(layout: SiteLayout, file: str) -> list[Problem]:
     problems = []
     for i, comp in enumerate(site.components):
         if comp.fed_by and comp.kind in NO_FEED_KINDS:
-            problems.append(Problem(file, f"components[{i}].fed_by", f"a {comp.kind} is a source at the top of the "
-                                    f"power graph; expected no fed_by (got {', '.join(comp.fed_by)})"))
+            problems.append(
+                Problem(
+                    file,
+                    f"components[{i}].fed_by",
+                    f"a {comp.kind} is a source at the top of the "
+                    f"power graph; expected no fed_by (got {', '.join(comp.fed_by)})",
+                )
+            )
         else:
             for ref in comp.fed_by:
-                if (p := _reference_problem(layout, file, f"components[{i}].fed_by", ref, POWER_KINDS, "fed_by")):
+                if p := _reference_problem(
+                    layout, file, f"components[{i}].fed_by", ref, POWER_KINDS, "fed_by"
+                ):
                     problems.append(p)
         allowed = COOLED_BY_KINDS.get(comp.kind, COOLED_BY_DEFAULT)
         if isinstance(comp, Chiller) and comp.condenser == "air":
             allowed = ()
         if comp.cooled_by and not allowed:
-            why = ("an air-cooled chiller rejects its heat to outdoor air" if comp.kind == "chiller"
-                   else f"a {comp.kind} rejects its heat to the atmosphere")
-            problems.append(Problem(file, f"components[{i}].cooled_by", f"{why}; expected no cooled_by "
-                                    f"(got {', '.join(comp.cooled_by)})"))
+            why = (
+                "an air-cooled chiller rejects its heat to outdoor air"
+                if comp.kind == "chiller"
+                else f"a {comp.kind} rejects its heat to the atmosphere"
+            )
+            problems.append(
+                Problem(
+                    file,
+                    f"components[{i}].cooled_by",
+                    f"{why}; expected no cooled_by (got {', '.join(comp.cooled_by)})",
+                )
+            )
             continue
         for ref in comp.cooled_by:
-            if (p := _reference_problem(layout, file, f"components[{i}].cooled_by", ref, allowed, "cooled_by")):
+            if p := _reference_problem(layout, file, f"components[{i}].cooled_by", ref, allowed, "cooled_by"):
                 problems.append(p)
     seen = set()
     for h, (feeds, loops) in enumerate(zip(w.hall_feeds, w.hall_loops, strict=True)):
@@ -347,8 +395,10 @@ def check_cycles(layout: SiteLayout, file: str) -> list[Problem]:
     """The power graph and the cooling graph run one way (sources -> loads, heat rejection -> racks)."""
     w = _where(layout)
     problems = []
-    for name, parents, attr in (("power", layout.equip.power_parents, "fed_by"),
-                                ("cooling", layout.equip.cooling_parents, "cooled_by")):
+    for name, parents, attr in (
+        ("power", layout.equip.power_parents, "fed_by"),
+        ("cooling", layout.equip.cooling_parents, "cooled_by"),
+    ):
         g = _equipment_graph(layout, parents)
         for scc in nx.strongly_connected_components(g):
             if len(scc) == 1 and not g.has_edge(next(iter(scc)), next(iter(scc))):
@@ -359,9 +409,14 @@ def check_cycles(layout: SiteLayout, file: str) -> list[Problem]:
             cycle = cycle[k:] + cycle[:k]
             # Edges run parent -> child; show the chain as "x is fed by y is fed by ... x".
             chain = " <- ".join([*cycle, cycle[0]][::-1]) if len(cycle) > 1 else f"{first} <- {first}"
-            problems.append(Problem(file, f"{w.eq_key[layout.index[first]]}.{attr}",
-                                    f"{name} cycle: {chain}; expected the {name} graph to run one way "
-                                    f"({'from sources down to the racks' if name == 'power' else 'from heat rejection down to the racks'})"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{w.eq_key[layout.index[first]]}.{attr}",
+                    f"{name} cycle: {chain}; expected the {name} graph to run one way "
+                    f"({'from sources down to the racks' if name == 'power' else 'from heat rejection down to the racks'})",
+                )
+            )
     return problems
 
 
@@ -375,24 +430,46 @@ def check_power_paths(layout: SiteLayout, file: str) -> list[Problem]:
     problems = []
     for i, comp in enumerate(site.components):
         if comp.kind in POWERED_COOLING and not comp.fed_by:
-            problems.append(Problem(file, f"components[{i}].fed_by", f"{comp.kind} '{comp.id}' draws power "
-                                    "(compressors, fans) but has no fed_by; expected the id of the switchgear or "
-                                    "other power equipment feeding it"))
+            problems.append(
+                Problem(
+                    file,
+                    f"components[{i}].fed_by",
+                    f"{comp.kind} '{comp.id}' draws power "
+                    "(compressors, fans) but has no fed_by; expected the id of the switchgear or "
+                    "other power equipment feeding it",
+                )
+            )
         elif isinstance(comp, FacilityLoop) and comp.pump_type and not comp.fed_by:
-            problems.append(Problem(file, f"components[{i}].fed_by", f"facility loop '{comp.id}' has pumps "
-                                    f"({comp.pump_count} x {comp.pump_type}) but no fed_by; expected the id of the "
-                                    "power equipment feeding them"))
+            problems.append(
+                Problem(
+                    file,
+                    f"components[{i}].fed_by",
+                    f"facility loop '{comp.id}' has pumps "
+                    f"({comp.pump_count} x {comp.pump_type}) but no fed_by; expected the id of the "
+                    "power equipment feeding them",
+                )
+            )
         elif (comp.kind in CONVERSION_KINDS or comp.fed_by) and not reach[i]:
             ends = _dead_ends(layout, [comp.id], parents, np.isin(kinds, SOURCE_KINDS))
-            problems.append(Problem(file, f"components[{i}].fed_by", f"{comp.kind} '{comp.id}' reaches no power "
-                                    f"source: {_chain_end(ends)}; expected a path up to a utility_feed, gas_turbine "
-                                    "or battery"))
+            problems.append(
+                Problem(
+                    file,
+                    f"components[{i}].fed_by",
+                    f"{comp.kind} '{comp.id}' reaches no power "
+                    f"source: {_chain_end(ends)}; expected a path up to a utility_feed, gas_turbine "
+                    "or battery",
+                )
+            )
     bad = ~reach[layout.racks.feeder]
     if bad.any():
+
         def explain(h):
             ends = _dead_ends(layout, w.hall_feeds[h], parents, np.isin(kinds, SOURCE_KINDS))
-            return (f"{_chain_end(ends)}; expected a path through fed_by up to a utility_feed, gas_turbine "
-                    "or battery")
+            return (
+                f"{_chain_end(ends)}; expected a path through fed_by up to a utility_feed, gas_turbine "
+                "or battery"
+            )
+
         problems += _rack_problems(layout, file, bad, "reach no power source", explain)
     return problems
 
@@ -417,28 +494,46 @@ def check_cooling_paths(layout: SiteLayout, file: str) -> list[Problem]:
     problems = []
     for i, comp in enumerate(site.components):
         if isinstance(comp, Chiller) and comp.condenser == "water" and not comp.cooled_by:
-            problems.append(Problem(file, f"components[{i}].cooled_by", f"water-cooled chiller '{comp.id}' has no "
-                                    "cooled_by; expected the id of the cooling tower or dry cooler taking its "
-                                    "condenser heat"))
+            problems.append(
+                Problem(
+                    file,
+                    f"components[{i}].cooled_by",
+                    f"water-cooled chiller '{comp.id}' has no "
+                    "cooled_by; expected the id of the cooling tower or dry cooler taking its "
+                    "condenser heat",
+                )
+            )
         elif isinstance(comp, FacilityLoop) and not ok[i]:
             if not comp.cooled_by:
                 why = "has no cooled_by"
             else:
                 ends = _dead_ends(layout, list(comp.cooled_by), layout.equip.cooling_parents, ok)
                 why = f"passes its heat to {_ids(ends)}, which rejects it nowhere"
-            problems.append(Problem(file, f"components[{i}].cooled_by", f"facility loop '{comp.id}' {why}; expected "
-                                    "a chiller, cooling tower or dry cooler that rejects the heat outdoors"))
+            problems.append(
+                Problem(
+                    file,
+                    f"components[{i}].cooled_by",
+                    f"facility loop '{comp.id}' {why}; expected "
+                    "a chiller, cooling tower or dry cooler that rejects the heat outdoors",
+                )
+            )
     r = layout.racks
     bad = (r.loop < 0) | ~ok[np.maximum(r.loop, 0)]
     if bad.any():
+
         def explain(h):
             loops = w.hall_loops[h]
             missing = [lp for lp in loops if lp not in layout.index]
             if missing:
                 return f"cooled_by names {_ids(missing)}, which does not exist; expected a facility loop id"
-            return (f"their loop {_ids(loops)} does not reach heat rejection; expected facility loop -> chiller / "
-                    "cooling tower / dry cooler")
-        problems += _rack_problems(layout, file, bad, "have no path for their heat to heat rejection", explain)
+            return (
+                f"their loop {_ids(loops)} does not reach heat rejection; expected facility loop -> chiller / "
+                "cooling tower / dry cooler"
+            )
+
+        problems += _rack_problems(
+            layout, file, bad, "have no path for their heat to heat rejection", explain
+        )
     return problems
 
 
@@ -450,20 +545,42 @@ def check_ranges(layout: SiteLayout, file: str) -> list[Problem]:
     for i, c in enumerate(site.components):
         key = f"components[{i}]"
         if c.kind in ("substation", "transformer") and c.v_secondary_kv >= c.v_primary_kv:
-            problems.append(Problem(file, f"{key}.v_secondary_kv", f"{c.kind} '{c.id}' steps {c.v_primary_kv} kV up "
-                                    f"to {c.v_secondary_kv} kV; expected v_secondary_kv below v_primary_kv"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{key}.v_secondary_kv",
+                    f"{c.kind} '{c.id}' steps {c.v_primary_kv} kV up "
+                    f"to {c.v_secondary_kv} kV; expected v_secondary_kv below v_primary_kv",
+                )
+            )
         if c.kind == "battery" and c.soc_min_pu >= c.soc_max_pu:
-            problems.append(Problem(file, f"{key}.soc_min_pu", f"battery '{c.id}' soc_min_pu {c.soc_min_pu} is not "
-                                    f"below soc_max_pu {c.soc_max_pu}; expected soc_min_pu < soc_max_pu"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{key}.soc_min_pu",
+                    f"battery '{c.id}' soc_min_pu {c.soc_min_pu} is not "
+                    f"below soc_max_pu {c.soc_max_pu}; expected soc_min_pu < soc_max_pu",
+                )
+            )
         if isinstance(c, FacilityLoop) and c.t_supply_c <= 0:
-            problems.append(Problem(file, f"{key}.t_supply_c", f"facility loop '{c.id}' supplies {c.t_supply_c} °C; "
-                                    "expected water above 0 °C"))
+            problems.append(
+                Problem(
+                    file,
+                    f"{key}.t_supply_c",
+                    f"facility loop '{c.id}' supplies {c.t_supply_c} °C; expected water above 0 °C",
+                )
+            )
     for t, hall in enumerate(site.halls):
         for d, lv in enumerate(hall.distribution):
             if lv.kind == "transformer" and lv.v_secondary_kv >= lv.v_primary_kv:
-                problems.append(Problem(file, f"halls[{t}].distribution[{d}].v_secondary_kv",
-                                        f"transformer steps {lv.v_primary_kv} kV up to {lv.v_secondary_kv} kV; "
-                                        "expected v_secondary_kv below v_primary_kv"))
+                problems.append(
+                    Problem(
+                        file,
+                        f"halls[{t}].distribution[{d}].v_secondary_kv",
+                        f"transformer steps {lv.v_primary_kv} kV up to {lv.v_secondary_kv} kV; "
+                        "expected v_secondary_kv below v_primary_kv",
+                    )
+                )
     # Rack groups: the server's budget, the GPU's idle below TDP, the CDU / door able to take the rack's heat,
     # the CDU's secondary supply within its limit on the loop the rack sits on.
     loops_of_template: dict[int, set[int]] = defaultdict(set)
@@ -478,12 +595,24 @@ def check_ranges(layout: SiteLayout, file: str) -> list[Problem]:
             s, gpu = info.server, info.gpu
             need = s.gpus_per_node * gpu.tdp_w / 1000 + s.p_base_kw
             if need > s.p_max_kw * (1 + TOL):
-                problems.append(Problem(file, key, f"server {rack.node_type}: {s.gpus_per_node} x {gpu.tdp_w:g} W GPUs "
-                                        f"+ {s.p_base_kw:g} kW base = {need:.2f} kW exceeds its p_max_kw {s.p_max_kw:g}; "
-                                        "expected the nameplate to cover the GPUs at TDP plus the base load"))
+                problems.append(
+                    Problem(
+                        file,
+                        key,
+                        f"server {rack.node_type}: {s.gpus_per_node} x {gpu.tdp_w:g} W GPUs "
+                        f"+ {s.p_base_kw:g} kW base = {need:.2f} kW exceeds its p_max_kw {s.p_max_kw:g}; "
+                        "expected the nameplate to cover the GPUs at TDP plus the base load",
+                    )
+                )
             if gpu.idle_w >= gpu.tdp_w:
-                problems.append(Problem(file, key, f"GPU {s.gpu_type}: idle_w {gpu.idle_w:g} is not below tdp_w "
-                                        f"{gpu.tdp_w:g}; expected idle below TDP"))
+                problems.append(
+                    Problem(
+                        file,
+                        key,
+                        f"GPU {s.gpu_type}: idle_w {gpu.idle_w:g} is not below tdp_w "
+                        f"{gpu.tdp_w:g}; expected idle below TDP",
+                    )
+                )
         nodes_kw = rack.nodes_per_rack * (info.server.p_max_kw if info.server else 0.0)
         liquid = info.server.liquid_fraction_pu if info.server else 0.0
         air_kw = nodes_kw * (1 - liquid) + rack.p_it_max_kw
@@ -491,29 +620,48 @@ def check_ranges(layout: SiteLayout, file: str) -> list[Problem]:
             # Without a rear door, the rack's other IT (switch trays) is on the cold plates too.
             q_liquid = nodes_kw * liquid + (0.0 if info.rdhx is not None else rack.p_it_max_kw)
             if q_liquid > info.cdu.q_max_kw * (1 + TOL):
-                problems.append(Problem(file, key, f"CDU {rack.cdu_type} takes {_kw(info.cdu.q_max_kw)} but the rack's "
-                                        f"cold plates carry {_kw(q_liquid)} ({rack.nodes_per_rack:g} x "
-                                        f"{info.server.p_max_kw:g} kW x liquid share {liquid:g}); expected a CDU "
-                                        "at least as large as the liquid heat"))
+                problems.append(
+                    Problem(
+                        file,
+                        key,
+                        f"CDU {rack.cdu_type} takes {_kw(info.cdu.q_max_kw)} but the rack's "
+                        f"cold plates carry {_kw(q_liquid)} ({rack.nodes_per_rack:g} x "
+                        f"{info.server.p_max_kw:g} kW x liquid share {liquid:g}); expected a CDU "
+                        "at least as large as the liquid heat",
+                    )
+                )
             for j in sorted(loops_of_template[info.hall_template]):
                 loop = layout.equip.model[j]
                 t_sec = loop.t_supply_c + info.cdu.approach_k
                 if t_sec > info.cdu.t_secondary_max_c + TOL:
-                    problems.append(Problem(file, key, f"loop '{loop.id}' supplies {loop.t_supply_c:g} °C; with the "
-                                            f"CDU approach of {info.cdu.approach_k:g} K the rack coolant reaches "
-                                            f"{t_sec:g} °C, above {rack.cdu_type}'s limit of "
-                                            f"{info.cdu.t_secondary_max_c:g} °C; expected a colder loop"))
+                    problems.append(
+                        Problem(
+                            file,
+                            key,
+                            f"loop '{loop.id}' supplies {loop.t_supply_c:g} °C; with the "
+                            f"CDU approach of {info.cdu.approach_k:g} K the rack coolant reaches "
+                            f"{t_sec:g} °C, above {rack.cdu_type}'s limit of "
+                            f"{info.cdu.t_secondary_max_c:g} °C; expected a colder loop",
+                        )
+                    )
         if info.rdhx is not None and air_kw > info.rdhx.q_max_kw * (1 + TOL):
-            problems.append(Problem(file, key, f"rear door {rack.rdhx_type} takes {_kw(info.rdhx.q_max_kw)} but the "
-                                    f"rack puts {_kw(air_kw)} into air; expected a door at least as large"))
+            problems.append(
+                Problem(
+                    file,
+                    key,
+                    f"rear door {rack.rdhx_type} takes {_kw(info.rdhx.q_max_kw)} but the "
+                    f"rack puts {_kw(air_kw)} into air; expected a door at least as large",
+                )
+            )
     return problems
 
 
 # ------------------------------------------------------------------------------------ tier 3
 
 
-def _ratio_problem(layout, file, sel: np.ndarray, load: np.ndarray, rating: np.ndarray, what: str,
-                   limit: float, expect: str) -> list[Problem]:
+def _ratio_problem(
+    layout, file, sel: np.ndarray, load: np.ndarray, rating: np.ndarray, what: str, limit: float, expect: str
+) -> list[Problem]:
     """Group over-limit equipment by key; one problem per key naming the worst unit."""
     w = _where(layout)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -527,17 +675,30 @@ def _ratio_problem(layout, file, sel: np.ndarray, load: np.ndarray, rating: np.n
         worst = max(members, key=lambda i: ratio[i])
         n_key = sum(1 for k in w.eq_key if k == key) if key.startswith("halls") else 1
         head = f"{len(members)} of {n_key} units exceed their rating; worst " if n_key > 1 else ""
-        out.append(Problem(file, key, f"{head}{w.label(layout, worst)} rated {_kw(rating[worst])} {what} "
-                                      f"{_kw(load[worst])}: ratio {ratio[worst]:.3f} > {limit:.3f}; {expect}"))
+        out.append(
+            Problem(
+                file,
+                key,
+                f"{head}{w.label(layout, worst)} rated {_kw(rating[worst])} {what} "
+                f"{_kw(load[worst])}: ratio {ratio[worst]:.3f} > {limit:.3f}; {expect}",
+            )
+        )
     return out
 
 
 def check_capacity_chain(layout: SiteLayout, file: str) -> list[Problem]:
     """At every conversion stage: nameplate below <= p_max_kw x oversubscription_pu."""
     over = layout.site.oversubscription_pu
-    return _ratio_problem(layout, file, layout.load_side, layout.nameplate_below_kw, layout.p_max_kw,
-                          "carries a nameplate below it of", over,
-                          f"expected nameplate below <= rating x oversubscription_pu ({over:g})")
+    return _ratio_problem(
+        layout,
+        file,
+        layout.load_side,
+        layout.nameplate_below_kw,
+        layout.p_max_kw,
+        "carries a nameplate below it of",
+        over,
+        f"expected nameplate below <= rating x oversubscription_pu ({over:g})",
+    )
 
 
 def heat_served_kw(layout: SiteLayout) -> np.ndarray:
@@ -567,8 +728,16 @@ def check_cooling_capacity(layout: SiteLayout, file: str) -> list[Problem]:
     heat = heat_served_kw(layout)
     q = np.array([float(getattr(m, "q_max_kw", 0.0)) for m in layout.equip.model])
     sel = np.isin(layout.kind_array, COOLING_KINDS)
-    return _ratio_problem(layout, file, sel, heat, q, "takes heat at nameplate of", over,
-                          f"expected heat <= q_max_kw x oversubscription_pu ({over:g})")
+    return _ratio_problem(
+        layout,
+        file,
+        sel,
+        heat,
+        q,
+        "takes heat at nameplate of",
+        over,
+        f"expected heat <= q_max_kw x oversubscription_pu ({over:g})",
+    )
 
 
 def site_nameplate_kw(layout: SiteLayout) -> float:
@@ -586,9 +755,15 @@ def check_source_adequacy(layout: SiteLayout, file: str) -> list[Problem]:
     if have + TOL >= need:
         return []
     parts = ", ".join(f"{k} {v / 1000:,.1f} MW" for k, v in by_kind.items())
-    return [Problem(file, "components", f"sources total {have / 1000:,.1f} MW ({parts}) against {total / 1000:,.1f} MW "
-                    f"of nameplate / oversubscription_pu {over:g} = {need / 1000:,.1f} MW: short by "
-                    f"{(need - have) / 1000:,.1f} MW; expected sources at least equal to that")]
+    return [
+        Problem(
+            file,
+            "components",
+            f"sources total {have / 1000:,.1f} MW ({parts}) against {total / 1000:,.1f} MW "
+            f"of nameplate / oversubscription_pu {over:g} = {need / 1000:,.1f} MW: short by "
+            f"{(need - have) / 1000:,.1f} MW; expected sources at least equal to that",
+        )
+    ]
 
 
 def check_redundancy(layout: SiteLayout, file: str) -> list[Problem]:
@@ -607,39 +782,74 @@ def check_redundancy(layout: SiteLayout, file: str) -> list[Problem]:
         if c.redundancy == "N+1":
             if c.kind == "facility_loop":
                 if c.pump_count < 2:
-                    problems.append(Problem(file, f"{key}.pump_count", f"facility loop '{c.id}' declares N+1 with "
-                                            f"{c.pump_count} pump; expected pump_count >= 2"))
+                    problems.append(
+                        Problem(
+                            file,
+                            f"{key}.pump_count",
+                            f"facility loop '{c.id}' declares N+1 with "
+                            f"{c.pump_count} pump; expected pump_count >= 2",
+                        )
+                    )
                 continue
             if c.count < 2:
-                problems.append(Problem(file, f"{key}.count", f"{c.kind} '{c.id}' declares N+1 with count {c.count}; "
-                                        "expected at least 2 units"))
+                problems.append(
+                    Problem(
+                        file,
+                        f"{key}.count",
+                        f"{c.kind} '{c.id}' declares N+1 with count {c.count}; expected at least 2 units",
+                    )
+                )
                 continue
             if c.kind in SOURCE_KINDS:
                 unit = c.p_max_kw / c.count
                 left = sources_kw - unit
                 if left * over + TOL < total:
-                    problems.append(Problem(file, f"{key}.redundancy", f"N+1: losing one {c.kind} unit of '{c.id}' "
-                                            f"({_kw(unit)}) leaves {_kw(left)} of sources for {_kw(total)} of nameplate "
-                                            f"(oversubscription_pu {over:g}); expected the rest to cover it"))
+                    problems.append(
+                        Problem(
+                            file,
+                            f"{key}.redundancy",
+                            f"N+1: losing one {c.kind} unit of '{c.id}' "
+                            f"({_kw(unit)}) leaves {_kw(left)} of sources for {_kw(total)} of nameplate "
+                            f"(oversubscription_pu {over:g}); expected the rest to cover it",
+                        )
+                    )
             elif c.kind in CONVERSION_KINDS:
                 left = c.p_max_kw * (c.count - 1) / c.count
                 if left * over + TOL < below[i]:
-                    problems.append(Problem(file, f"{key}.redundancy", f"N+1: {c.count - 1} of {c.count} units of "
-                                            f"{c.kind} '{c.id}' give {_kw(left)}, short of the {_kw(below[i])} of "
-                                            f"nameplate below (oversubscription_pu {over:g}); expected count - 1 units "
-                                            "to carry it"))
+                    problems.append(
+                        Problem(
+                            file,
+                            f"{key}.redundancy",
+                            f"N+1: {c.count - 1} of {c.count} units of "
+                            f"{c.kind} '{c.id}' give {_kw(left)}, short of the {_kw(below[i])} of "
+                            f"nameplate below (oversubscription_pu {over:g}); expected count - 1 units "
+                            "to carry it",
+                        )
+                    )
             elif c.kind in HEAT_REJECTION_KINDS:
                 left = c.q_max_kw * (c.count - 1) / c.count
                 if left * over + TOL < heat[i]:
-                    problems.append(Problem(file, f"{key}.redundancy", f"N+1: {c.count - 1} of {c.count} units of "
-                                            f"{c.kind} '{c.id}' reject {_kw(left)}, short of the {_kw(heat[i])} of heat "
-                                            f"they serve (oversubscription_pu {over:g}); expected count - 1 units to "
-                                            "carry it"))
+                    problems.append(
+                        Problem(
+                            file,
+                            f"{key}.redundancy",
+                            f"N+1: {c.count - 1} of {c.count} units of "
+                            f"{c.kind} '{c.id}' reject {_kw(left)}, short of the {_kw(heat[i])} of heat "
+                            f"they serve (oversubscription_pu {over:g}); expected count - 1 units to "
+                            "carry it",
+                        )
+                    )
         elif c.redundancy == "2N":
             refs = list(dict.fromkeys(c.fed_by))
             if len(refs) < 2:
-                problems.append(Problem(file, f"{key}.fed_by", f"{c.kind} '{c.id}' declares 2N with "
-                                        f"{len(refs)} fed_by; expected at least 2 independent feeds"))
+                problems.append(
+                    Problem(
+                        file,
+                        f"{key}.fed_by",
+                        f"{c.kind} '{c.id}' declares 2N with "
+                        f"{len(refs)} fed_by; expected at least 2 independent feeds",
+                    )
+                )
                 continue
             k = len(refs)
             for ref in refs:
@@ -648,10 +858,16 @@ def check_redundancy(layout: SiteLayout, file: str) -> list[Problem]:
                     continue
                 need = below[j] + below[i] * (1 - 1 / k)
                 if rating[j] * over + TOL < need:
-                    problems.append(Problem(file, f"{key}.fed_by", f"2N: with its partner feeds lost, "
-                                            f"{w.label(layout, j)} rated {_kw(rating[j])} would carry {_kw(need)} "
-                                            f"(oversubscription_pu {over:g}); expected each feed to carry '{c.id}' "
-                                            "alone"))
+                    problems.append(
+                        Problem(
+                            file,
+                            f"{key}.fed_by",
+                            f"2N: with its partner feeds lost, "
+                            f"{w.label(layout, j)} rated {_kw(rating[j])} would carry {_kw(need)} "
+                            f"(oversubscription_pu {over:g}); expected each feed to carry '{c.id}' "
+                            "alone",
+                        )
+                    )
     problems += _hall_redundancy(layout, file)
     return problems
 
@@ -673,12 +889,18 @@ def _hall_redundancy(layout: SiteLayout, file: str) -> list[Problem]:
         h = int(np.flatnonzero(w.hall_template == t)[k])
         if d == 0:
             feeds = [f for f in dict.fromkeys(w.hall_feeds[h]) if f in idx]
-            hall_kw = float(below[start:start + units].sum())
+            hall_kw = float(below[start : start + units].sum())
             if hall.redundancy in ("2N", "N+1") and len(feeds) < 2:
                 if (t, "feeds") not in reported:
                     reported.add((t, "feeds"))
-                    problems.append(Problem(file, f"halls[{t}].fed_by", f"{layout.hall_ids[h]} declares "
-                                            f"{hall.redundancy} with {len(feeds)} feed; expected at least 2 feeds"))
+                    problems.append(
+                        Problem(
+                            file,
+                            f"halls[{t}].fed_by",
+                            f"{layout.hall_ids[h]} declares "
+                            f"{hall.redundancy} with {len(feeds)} feed; expected at least 2 feeds",
+                        )
+                    )
             elif hall.redundancy == "2N":
                 for f in feeds:
                     extra[idx[f]] += hall_kw * (1 - 1 / len(feeds))
@@ -691,43 +913,72 @@ def _hall_redundancy(layout: SiteLayout, file: str) -> list[Problem]:
                     spare = sum(max(rating[idx[f]] * over - below[idx[f]], 0.0) for f in feeds if f != lost)
                     if spare + TOL < lost_kw and (t, "n+1") not in reported:
                         reported.add((t, "n+1"))
-                        problems.append(Problem(file, f"halls[{t}].redundancy", f"N+1: losing feed '{lost}' of "
-                                                f"{layout.hall_ids[h]} drops {_kw(lost_kw)}; the other feeds have "
-                                                f"{_kw(spare)} spare (oversubscription_pu {over:g}); expected the "
-                                                "rest to take it"))
+                        problems.append(
+                            Problem(
+                                file,
+                                f"halls[{t}].redundancy",
+                                f"N+1: losing feed '{lost}' of "
+                                f"{layout.hall_ids[h]} drops {_kw(lost_kw)}; the other feeds have "
+                                f"{_kw(spare)} spare (oversubscription_pu {over:g}); expected the "
+                                "rest to take it",
+                            )
+                        )
         if level.redundancy == "N+1":
             if per_parent < 2:
                 if (t, d) not in reported:
                     reported.add((t, d))
-                    problems.append(Problem(file, f"halls[{t}].distribution[{d}].count", f"level declares N+1 "
-                                            f"with {per_parent} unit per parent; expected count >= 2"))
+                    problems.append(
+                        Problem(
+                            file,
+                            f"halls[{t}].distribution[{d}].count",
+                            f"level declares N+1 with {per_parent} unit per parent; expected count >= 2",
+                        )
+                    )
                 continue
-            group_kw = below[start:start + units].reshape(-1, per_parent).sum(axis=1)
+            group_kw = below[start : start + units].reshape(-1, per_parent).sum(axis=1)
             unit_kw = rating[start]
             left = (per_parent - 1) * unit_kw * over
             short = group_kw > left + TOL
             if short.any() and (t, d) not in reported:
                 reported.add((t, d))
                 worst = int(np.argmax(group_kw))
-                problems.append(Problem(file, f"halls[{t}].distribution[{d}].redundancy", f"N+1: "
-                                        f"{int(short.sum())} groups of {per_parent} {level.kind} units in "
-                                        f"{layout.hall_ids[h]} carry more than {per_parent - 1} units can (worst "
-                                        f"{_kw(group_kw[worst])} on {_kw((per_parent - 1) * unit_kw)}, "
-                                        f"oversubscription_pu {over:g}); expected count - 1 units to carry each group"))
+                problems.append(
+                    Problem(
+                        file,
+                        f"halls[{t}].distribution[{d}].redundancy",
+                        f"N+1: "
+                        f"{int(short.sum())} groups of {per_parent} {level.kind} units in "
+                        f"{layout.hall_ids[h]} carry more than {per_parent - 1} units can (worst "
+                        f"{_kw(group_kw[worst])} on {_kw((per_parent - 1) * unit_kw)}, "
+                        f"oversubscription_pu {over:g}); expected count - 1 units to carry each group",
+                    )
+                )
         elif level.redundancy == "2N" and not (d == 0 and hall.redundancy == "2N") and (t, d) not in reported:
             reported.add((t, d))
-            problems.append(Problem(file, f"halls[{t}].distribution[{d}].redundancy", "2N is declared but each unit "
-                                    "of this level has one feed; expected 2N on the hall (first level fed by every "
-                                    "hall feed) or N / N+1 here"))
+            problems.append(
+                Problem(
+                    file,
+                    f"halls[{t}].distribution[{d}].redundancy",
+                    "2N is declared but each unit "
+                    "of this level has one feed; expected 2N on the hall (first level fed by every "
+                    "hall feed) or N / N+1 here",
+                )
+            )
     for j in np.flatnonzero(extra):
         need = below[j] + extra[j]
         cap = rating[j] * over if layout.load_side[j] else rating[j]
         if cap + TOL < need:
             h = halls_2n[j][0]
             t = int(w.hall_template[h])
-            problems.append(Problem(file, f"halls[{t}].fed_by", f"2N: with the other side lost, {w.label(layout, j)} "
-                                    f"rated {_kw(rating[j])} would carry {_kw(need)} ({_ids([layout.hall_ids[x] for x in halls_2n[j]])} "
-                                    f"in full, oversubscription_pu {over:g}); expected each feed to carry its halls alone"))
+            problems.append(
+                Problem(
+                    file,
+                    f"halls[{t}].fed_by",
+                    f"2N: with the other side lost, {w.label(layout, j)} "
+                    f"rated {_kw(rating[j])} would carry {_kw(need)} ({_ids([layout.hall_ids[x] for x in halls_2n[j]])} "
+                    f"in full, oversubscription_pu {over:g}); expected each feed to carry its halls alone",
+                )
+            )
     return problems
 
 
@@ -759,7 +1010,19 @@ def validate_site(site: Site, file: str, layout: SiteLayout | None = None) -> li
 
 
 __all__ = [
-    "check_templates", "check_unique_ids", "check_references", "check_cycles", "check_power_paths",
-    "check_cooling_paths", "check_ranges", "check_capacity_chain", "check_cooling_capacity",
-    "check_source_adequacy", "check_redundancy", "heat_served_kw", "site_nameplate_kw", "validate_site", "ROLES",
+    "check_templates",
+    "check_unique_ids",
+    "check_references",
+    "check_cycles",
+    "check_power_paths",
+    "check_cooling_paths",
+    "check_ranges",
+    "check_capacity_chain",
+    "check_cooling_capacity",
+    "check_source_adequacy",
+    "check_redundancy",
+    "heat_served_kw",
+    "site_nameplate_kw",
+    "validate_site",
+    "ROLES",
 ]

@@ -30,7 +30,9 @@ def _comp(d, i):
 
 
 def _cycle(d):
-    d["components"].append({"id": "sw2", "kind": "switchgear", "type": "mv-swgr-13.8kv-3000a", "fed_by": "swgr"})
+    d["components"].append(
+        {"id": "sw2", "kind": "switchgear", "type": "mv-swgr-13.8kv-3000a", "fed_by": "swgr"}
+    )
     _comp(d, SWGR)["fed_by"] = ["grid", "sw2"]
 
 
@@ -39,80 +41,215 @@ def _n_plus_1_short(d):
 
 
 def _2n_feed_too_small(d):
-    d["components"].append({"id": "swgr2", "kind": "switchgear", "type": "mv-swgr-13.8kv-3000a", "fed_by": "grid",
-                            "p_unit_max_kw": 400})
+    d["components"].append(
+        {
+            "id": "swgr2",
+            "kind": "switchgear",
+            "type": "mv-swgr-13.8kv-3000a",
+            "fed_by": "grid",
+            "p_unit_max_kw": 400,
+        }
+    )
     d["halls"][0].update({"fed_by": ["swgr", "swgr2"], "redundancy": "2N"})
 
 
 def _air_chiller_with_tower(d):
     d["components"] += [
-        {"id": "ch", "kind": "chiller", "type": "air-cooled-chiller-1500kw", "fed_by": "swgr", "cooled_by": "ct"},
+        {
+            "id": "ch",
+            "kind": "chiller",
+            "type": "air-cooled-chiller-1500kw",
+            "fed_by": "swgr",
+            "cooled_by": "ct",
+        },
         {"id": "ct", "kind": "cooling_tower", "type": "ct-cell-5000kw", "fed_by": "swgr"},
     ]
 
 
 # (case id, text or mutation of the tiny mapping, expected key path, words the message must contain)
 CASES = [
-    ("bad-yaml", "name: tiny\ncomponents: [ {id: grid, kind: utility_feed\n", "line 3, column 1",
-     ["invalid YAML"]),
-    ("non-mapping-top", "- just\n- a list\n", "", ["expected a mapping at the top of the site file", "got list"]),
-    ("unknown-key", lambda d: d.__setitem__("wibble", "red"), "wibble",
-     ["unknown key 'wibble'", "expected one of: components, confidence, description"]),
-    ("misspelt-key", lambda d: _comp(d, LOOP).__setitem__("t_suply_c", 24), "components[2].t_suply_c",
-     ["unknown key 't_suply_c'", "did you mean 't_supply_c'?"]),
-    ("unit-suffix", lambda d: _comp(d, GRID).__setitem__("p_unit_max_mw", 1.5), "components[0].p_unit_max_mw",
-     ["unknown key 'p_unit_max_mw'", "did you mean 'p_unit_max_kw'", "unit is part of the key name"]),
-    ("unknown-catalog-type", lambda d: _comp(d, SWGR).__setitem__("type", "mv-swgr-99kv"), "components[1].type",
-     ["unknown catalog type 'mv-swgr-99kv' for kind switchgear", "expected one of: mv-swgr-13.8kv-3000a"]),
-    ("unknown-rack-type", lambda d: d["halls"][0]["racks"][0].__setitem__("type", "gpu-rack-h1000"),
-     "halls[0].racks[0].type", ["unknown catalog type 'gpu-rack-h1000' for kind rack", "gpu-rack-hgx-h100-lc"]),
-    ("dangling-reference", lambda d: _comp(d, SWGR).__setitem__("fed_by", "grdi"), "components[1].fed_by",
-     ["'grdi' is not the id of any component", "did you mean 'grid'?"]),
-    ("dangling-hall-feed", lambda d: d["halls"][0].__setitem__("fed_by", "swgr-{n}"), "halls[0].fed_by",
-     ["hall-1", "'swgr-1' is not the id of any component", "did you mean 'swgr'?"]),
-    ("duplicate-id", lambda d: _comp(d, DRY).__setitem__("id", "loop"), "components[3].id",
-     ["duplicate id 'loop'", "first used at components[2]", "expected every id in the site to be unique"]),
-    ("negative-rating", lambda d: _comp(d, GRID).__setitem__("p_unit_max_kw", -1500), "components[0].p_unit_max_kw",
-     ["greater than 0", "got -1500"]),
-    ("efficiency-above-1", lambda d: _comp(d, SWGR).__setitem__("efficiency_pu", 1.2), "components[1].efficiency_pu",
-     ["less than or equal to 1", "got 1.2"]),
-    ("power-cycle", _cycle, "components[1].fed_by",
-     ["power cycle: swgr <- sw2 <- swgr", "expected the power graph to run one way"]),
-    ("rack-without-power", lambda d: _comp(d, SWGR).pop("fed_by"), "halls[0]",
-     ["8 of 8 racks in hall-1", "hall-1-r01-01", "reach no power source", "ends at swgr",
-      "expected a path through fed_by up to a utility_feed, gas_turbine or battery"]),
-    ("rack-without-cooling", lambda d: _comp(d, LOOP).pop("cooled_by"), "halls[0]",
-     ["8 of 8 racks in hall-1", "have no path for their heat to heat rejection",
-      "expected facility loop -> chiller / cooling tower / dry cooler"]),
-    ("loop-without-heat-rejection", lambda d: _comp(d, LOOP).pop("cooled_by"), "components[2].cooled_by",
-     ["facility loop 'loop' has no cooled_by", "expected a chiller, cooling tower or dry cooler"]),
-    ("nodes-do-not-fit", lambda d: d["halls"][0]["racks"][0].__setitem__("nodes", 60), "halls[0].racks[0]",
-     ["60 nodes at 8 per rack fill 8 racks, but count is 6"]),
-    ("hall-cooled-by-wrong-kind", lambda d: d["halls"][0].__setitem__("cooled_by", "dry"), "halls[0].cooled_by",
-     ["'dry' is a dry_cooler", "must name a facility_loop"]),
-    ("air-chiller-with-tower", _air_chiller_with_tower, "components[4].cooled_by",
-     ["air-cooled chiller rejects its heat to outdoor air", "expected no cooled_by"]),
+    (
+        "bad-yaml",
+        "name: tiny\ncomponents: [ {id: grid, kind: utility_feed\n",
+        "line 3, column 1",
+        ["invalid YAML"],
+    ),
+    (
+        "non-mapping-top",
+        "- just\n- a list\n",
+        "",
+        ["expected a mapping at the top of the site file", "got list"],
+    ),
+    (
+        "unknown-key",
+        lambda d: d.__setitem__("wibble", "red"),
+        "wibble",
+        ["unknown key 'wibble'", "expected one of: components, confidence, description"],
+    ),
+    (
+        "misspelt-key",
+        lambda d: _comp(d, LOOP).__setitem__("t_suply_c", 24),
+        "components[2].t_suply_c",
+        ["unknown key 't_suply_c'", "did you mean 't_supply_c'?"],
+    ),
+    (
+        "unit-suffix",
+        lambda d: _comp(d, GRID).__setitem__("p_unit_max_mw", 1.5),
+        "components[0].p_unit_max_mw",
+        ["unknown key 'p_unit_max_mw'", "did you mean 'p_unit_max_kw'", "unit is part of the key name"],
+    ),
+    (
+        "unknown-catalog-type",
+        lambda d: _comp(d, SWGR).__setitem__("type", "mv-swgr-99kv"),
+        "components[1].type",
+        ["unknown catalog type 'mv-swgr-99kv' for kind switchgear", "expected one of: mv-swgr-13.8kv-3000a"],
+    ),
+    (
+        "unknown-rack-type",
+        lambda d: d["halls"][0]["racks"][0].__setitem__("type", "gpu-rack-h1000"),
+        "halls[0].racks[0].type",
+        ["unknown catalog type 'gpu-rack-h1000' for kind rack", "gpu-rack-hgx-h100-lc"],
+    ),
+    (
+        "dangling-reference",
+        lambda d: _comp(d, SWGR).__setitem__("fed_by", "grdi"),
+        "components[1].fed_by",
+        ["'grdi' is not the id of any component", "did you mean 'grid'?"],
+    ),
+    (
+        "dangling-hall-feed",
+        lambda d: d["halls"][0].__setitem__("fed_by", "swgr-{n}"),
+        "halls[0].fed_by",
+        ["hall-1", "'swgr-1' is not the id of any component", "did you mean 'swgr'?"],
+    ),
+    (
+        "duplicate-id",
+        lambda d: _comp(d, DRY).__setitem__("id", "loop"),
+        "components[3].id",
+        ["duplicate id 'loop'", "first used at components[2]", "expected every id in the site to be unique"],
+    ),
+    (
+        "negative-rating",
+        lambda d: _comp(d, GRID).__setitem__("p_unit_max_kw", -1500),
+        "components[0].p_unit_max_kw",
+        ["greater than 0", "got -1500"],
+    ),
+    (
+        "efficiency-above-1",
+        lambda d: _comp(d, SWGR).__setitem__("efficiency_pu", 1.2),
+        "components[1].efficiency_pu",
+        ["less than or equal to 1", "got 1.2"],
+    ),
+    (
+        "power-cycle",
+        _cycle,
+        "components[1].fed_by",
+        ["power cycle: swgr <- sw2 <- swgr", "expected the power graph to run one way"],
+    ),
+    (
+        "rack-without-power",
+        lambda d: _comp(d, SWGR).pop("fed_by"),
+        "halls[0]",
+        [
+            "8 of 8 racks in hall-1",
+            "hall-1-r01-01",
+            "reach no power source",
+            "ends at swgr",
+            "expected a path through fed_by up to a utility_feed, gas_turbine or battery",
+        ],
+    ),
+    (
+        "rack-without-cooling",
+        lambda d: _comp(d, LOOP).pop("cooled_by"),
+        "halls[0]",
+        [
+            "8 of 8 racks in hall-1",
+            "have no path for their heat to heat rejection",
+            "expected facility loop -> chiller / cooling tower / dry cooler",
+        ],
+    ),
+    (
+        "loop-without-heat-rejection",
+        lambda d: _comp(d, LOOP).pop("cooled_by"),
+        "components[2].cooled_by",
+        ["facility loop 'loop' has no cooled_by", "expected a chiller, cooling tower or dry cooler"],
+    ),
+    (
+        "nodes-do-not-fit",
+        lambda d: d["halls"][0]["racks"][0].__setitem__("nodes", 60),
+        "halls[0].racks[0]",
+        ["60 nodes at 8 per rack fill 8 racks, but count is 6"],
+    ),
+    (
+        "hall-cooled-by-wrong-kind",
+        lambda d: d["halls"][0].__setitem__("cooled_by", "dry"),
+        "halls[0].cooled_by",
+        ["'dry' is a dry_cooler", "must name a facility_loop"],
+    ),
+    (
+        "air-chiller-with-tower",
+        _air_chiller_with_tower,
+        "components[4].cooled_by",
+        ["air-cooled chiller rejects its heat to outdoor air", "expected no cooled_by"],
+    ),
     # tiny: 6 x 82.6 + 2 x 25.8 = 547.2 kW on one 2,850 kW transformer; 60 GPU racks overload it.
-    ("transformer-overloaded", lambda d: d["halls"][0]["racks"][0].__setitem__("count", 60),
-     "halls[0].distribution[0]",
-     ["transformer 'hall-1-tx1' rated 2,850 kW", "5,008 kW", "ratio 1.757 > 1.000",
-      "expected nameplate below <= rating x oversubscription_pu (1)"]),
-    ("sources-short", lambda d: _comp(d, GRID).__setitem__("p_unit_max_kw", 100), "components",
-     ["sources total 0.1 MW", "short by", "expected sources at least equal to that"]),
-    ("n+1-with-one-unit", lambda d: _comp(d, DRY).__setitem__("redundancy", "N+1"), "components[3].count",
-     ["dry_cooler 'dry' declares N+1 with count 1", "expected at least 2 units"]),
+    (
+        "transformer-overloaded",
+        lambda d: d["halls"][0]["racks"][0].__setitem__("count", 60),
+        "halls[0].distribution[0]",
+        [
+            "transformer 'hall-1-tx1' rated 2,850 kW",
+            "5,008 kW",
+            "ratio 1.757 > 1.000",
+            "expected nameplate below <= rating x oversubscription_pu (1)",
+        ],
+    ),
+    (
+        "sources-short",
+        lambda d: _comp(d, GRID).__setitem__("p_unit_max_kw", 100),
+        "components",
+        ["sources total 0.1 MW", "short by", "expected sources at least equal to that"],
+    ),
+    (
+        "n+1-with-one-unit",
+        lambda d: _comp(d, DRY).__setitem__("redundancy", "N+1"),
+        "components[3].count",
+        ["dry_cooler 'dry' declares N+1 with count 1", "expected at least 2 units"],
+    ),
     # tiny's hall: 6 x 82.6 + 2 x 25.8 = 547.2 kW of nameplate, all of it heat into the loop.
-    ("n+1-short", _n_plus_1_short, "components[3].redundancy",
-     ["N+1: 1 of 2 units of dry_cooler 'dry' reject 400 kW, short of the 547 kW of heat"]),
-    ("2n-feed-too-small", _2n_feed_too_small, "halls[0].fed_by",
-     ["2N: with the other side lost, switchgear 'swgr2' rated 400 kW would carry 547 kW",
-      "expected each feed to carry its halls alone"]),
-    ("2n-hall-one-feed", lambda d: d["halls"][0].__setitem__("redundancy", "2N"), "halls[0].fed_by",
-     ["hall-1 declares 2N with 1 feed", "expected at least 2 feeds"]),
-    ("loop-too-warm-for-cdu", lambda d: _comp(d, LOOP).__setitem__("t_supply_c", 44), "halls[0].racks[0]",
-     ["loop 'loop' supplies 44 °C", "reaches 47 °C", "limit of 45 °C", "expected a colder loop"]),
-    ("bad-id-pattern", lambda d: d["halls"][0].__setitem__("fed_by", "swgr-{hall}"), "halls[0].fed_by[0]",
-     ["'swgr-{hall}' uses {hall}", "expected only {n}"]),
+    (
+        "n+1-short",
+        _n_plus_1_short,
+        "components[3].redundancy",
+        ["N+1: 1 of 2 units of dry_cooler 'dry' reject 400 kW, short of the 547 kW of heat"],
+    ),
+    (
+        "2n-feed-too-small",
+        _2n_feed_too_small,
+        "halls[0].fed_by",
+        [
+            "2N: with the other side lost, switchgear 'swgr2' rated 400 kW would carry 547 kW",
+            "expected each feed to carry its halls alone",
+        ],
+    ),
+    (
+        "2n-hall-one-feed",
+        lambda d: d["halls"][0].__setitem__("redundancy", "2N"),
+        "halls[0].fed_by",
+        ["hall-1 declares 2N with 1 feed", "expected at least 2 feeds"],
+    ),
+    (
+        "loop-too-warm-for-cdu",
+        lambda d: _comp(d, LOOP).__setitem__("t_supply_c", 44),
+        "halls[0].racks[0]",
+        ["loop 'loop' supplies 44 °C", "reaches 47 °C", "limit of 45 °C", "expected a colder loop"],
+    ),
+    (
+        "bad-id-pattern",
+        lambda d: d["halls"][0].__setitem__("fed_by", "swgr-{hall}"),
+        "halls[0].fed_by[0]",
+        ["'swgr-{hall}' uses {hall}", "expected only {n}"],
+    ),
 ]
 
 
@@ -147,8 +284,9 @@ def test_message_names_file_key_and_expectation(tmp_path, case):
     assert all(p.file == str(path) for p in problems), "every problem names the file"
     matching = [p for p in problems if p.key == key]
     assert matching, f"no problem at key {key!r}; got: {[str(p) for p in problems]}"
-    assert any(all(w in p.message for w in words) for p in matching), \
+    assert any(all(w in p.message for w in words) for p in matching), (
         f"expected {words} in one of: {[p.message for p in matching]}"
+    )
     text = str(info.value)
     assert str(path) in text and (key in text)
 

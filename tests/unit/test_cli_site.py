@@ -87,7 +87,11 @@ def test_power_graph_export_round_trips(tmp_path, fmt):
     out = tmp_path / f"tiny.{fmt}"
     result = runner.invoke(app, ["site", "graph", "tiny", "--format", fmt, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    g = nx.node_link_graph(json.loads(out.read_text()), edges="edges") if fmt == "json" else nx.read_graphml(out)
+    g = (
+        nx.node_link_graph(json.loads(out.read_text()), edges="edges")
+        if fmt == "json"
+        else nx.read_graphml(out)
+    )
     # Equipment (all of tiny's is on the power graph) + racks + GPU nodes.
     assert g.number_of_nodes() == len(layout.equip.ids) + len(layout.racks) + layout.n_nodes
     assert g.number_of_nodes() == 7 + 8 + 48  # grid, swgr, loop, dry, tx1, bw1, bw2; 8 racks; 6 x 8 servers
@@ -110,7 +114,9 @@ def test_colossus_graph_json_without_nodes(tmp_path, colossus):
 def test_cooling_graph_export(tmp_path, colossus):
     _, layout = colossus
     out = tmp_path / "c1-cooling.graphml"
-    result = runner.invoke(app, ["site", "graph", "colossus-1", "--format", "graphml", "--out", str(out), "--cooling"])
+    result = runner.invoke(
+        app, ["site", "graph", "colossus-1", "--format", "graphml", "--out", str(out), "--cooling"]
+    )
     assert result.exit_code == 0, result.output
     g = nx.read_graphml(out)
     cooling_equipment = len(layout.of_kind("facility_loop", "chiller", "cooling_tower", "dry_cooler"))
@@ -123,13 +129,21 @@ def test_cooling_graph_export(tmp_path, colossus):
 def test_bad_name_exits_1_via_console_script(tmp_path):
     """Through the real entry point (twin.cli.main): InputError -> problems listed, exit status 1."""
     code = "import sys; sys.argv = ['twin'] + sys.argv[1:]; from twin.cli import main; main()"
-    proc = subprocess.run([sys.executable, "-c", code, "site", "show", "no-such-site"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "site", "show", "no-such-site"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "no-such-site" in proc.stderr and "unknown site" in proc.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    proc = subprocess.run([sys.executable, "-c", code, "site", "validate", str(bad)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "site", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert f"{bad}: line" in proc.stderr and "invalid YAML" in proc.stderr

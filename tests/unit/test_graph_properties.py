@@ -27,8 +27,13 @@ from twin.validate import validate_site
 pytestmark = pytest.mark.unit
 
 CAT = load_catalog()
-RACK_TYPES = ["gpu-rack-hgx-h100-lc", "gpu-rack-hgx-h200-lc", "gpu-rack-hgx-b200-lc", "gb200-nvl72",
-              "frontier-ex-cabinet"]
+RACK_TYPES = [
+    "gpu-rack-hgx-h100-lc",
+    "gpu-rack-hgx-h200-lc",
+    "gpu-rack-hgx-b200-lc",
+    "gb200-nvl72",
+    "frontier-ex-cabinet",
+]
 
 
 def _gpn(rack_type: str) -> int:
@@ -112,8 +117,11 @@ def test_generated_sites_keep_graph_invariants(spec):
     for r in racks:
         assert walked[r] == pg.nodes[r]["gpus"]
     # The whole site arrives once at the top of the load side (the substation).
-    top = [eq.ids[i] for i in np.flatnonzero(layout.load_side)
-           if not any(p in layout.index and layout.load_side[layout.index[p]] for p in eq.power_parents[i])]
+    top = [
+        eq.ids[i]
+        for i in np.flatnonzero(layout.load_side)
+        if not any(p in layout.index and layout.load_side[layout.index[p]] for p in eq.power_parents[i])
+    ]
     assert sum(walked[t] for t in top) == pytest.approx(n_gpus)
 
 

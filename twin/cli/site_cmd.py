@@ -7,8 +7,9 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -81,10 +82,17 @@ def summary(site, layout) -> dict:
         idx = np.array(members)
         with np.errstate(divide="ignore", invalid="ignore"):
             loading = np.where(rating[idx] > 0, below[idx] / rating[idx], 0.0)
-        chain.append({"kind": kind if tiers[kind] == 1 else f"{kind} (depth {d})", "depth": d,
-                      "units": int(sum(layout.equip.model[i].count for i in idx)), "nodes": len(idx),
-                      "rating_mw": float(rating[idx].sum()) / 1000, "below_mw": float(below[idx].sum()) / 1000,
-                      "max_loading_pu": float(loading.max())})
+        chain.append(
+            {
+                "kind": kind if tiers[kind] == 1 else f"{kind} (depth {d})",
+                "depth": d,
+                "units": int(sum(layout.equip.model[i].count for i in idx)),
+                "nodes": len(idx),
+                "rating_mw": float(rating[idx].sum()) / 1000,
+                "below_mw": float(below[idx].sum()) / 1000,
+                "max_loading_pu": float(loading.max()),
+            }
+        )
     heat = heat_served_kw(layout)
     q_max = np.array([float(getattr(m, "q_max_kw", 0.0)) for m in layout.equip.model])
     cooling = []
@@ -99,15 +107,21 @@ def summary(site, layout) -> dict:
             members = np.array(members)
             with np.errstate(divide="ignore", invalid="ignore"):
                 loading = np.where(q_max[members] > 0, heat[members] / q_max[members], 0.0)
-            row = {"kind": label, "groups": len(members),
-                   "units": int(sum(layout.equip.model[i].count for i in members)),
-                   "q_max_mw": float(q_max[members].sum()) / 1000, "heat_mw": float(heat[members].sum()) / 1000,
-                   "max_loading_pu": float(loading.max())}
+            row = {
+                "kind": label,
+                "groups": len(members),
+                "units": int(sum(layout.equip.model[i].count for i in members)),
+                "q_max_mw": float(q_max[members].sum()) / 1000,
+                "heat_mw": float(heat[members].sum()) / 1000,
+                "max_loading_pu": float(loading.max()),
+            }
             if kind == "facility_loop":
                 temps = sorted({layout.equip.model[i].t_supply_c for i in members})
                 row["t_supply_c"] = temps
             cooling.append(row)
-    sources = {k: float(rating[layout.of_kind(k)].sum()) / 1000 for k in ("utility_feed", "gas_turbine", "battery")}
+    sources = {
+        k: float(rating[layout.of_kind(k)].sum()) / 1000 for k in ("utility_feed", "gas_turbine", "battery")
+    }
     battery_mwh = float(sum(layout.equip.model[i].e_max_kwh for i in layout.of_kind("battery"))) / 1000
     is_gpu = r.role == ROLES.index("gpu")
     racks_by_role = {role: int((r.role == k).sum()) for k, role in enumerate(ROLES) if (r.role == k).any()}
@@ -152,7 +166,9 @@ def _depths(layout):
 
 
 @site_app.command("show")
-def show(site_ref: str = typer.Argument(..., metavar="NAME|PATH", help="Site name in sites/ or a YAML path")) -> None:
+def show(
+    site_ref: str = typer.Argument(..., metavar="NAME|PATH", help="Site name in sites/ or a YAML path"),
+) -> None:
     """A summary: GPUs, nodes, racks, halls, nameplate, power chain, cooling and sources."""
     from rich.table import Table
 
@@ -180,24 +196,48 @@ def show(site_ref: str = typer.Argument(..., metavar="NAME|PATH", help="Site nam
     con.print(it)
 
     chain = Table(title="Power chain", title_justify="left")
-    for col, just in (("level", "left"), ("units", "right"), ("rating MW", "right"), ("nameplate below MW", "right"),
-                      ("max loading", "right")):
+    for col, just in (
+        ("level", "left"),
+        ("units", "right"),
+        ("rating MW", "right"),
+        ("nameplate below MW", "right"),
+        ("max loading", "right"),
+    ):
         chain.add_column(col, justify=just)
     for row in s["power_chain"]:
-        chain.add_row(row["kind"], f"{row['units']:,}", f"{row['rating_mw']:,.1f}", f"{row['below_mw']:,.1f}",
-                      f"{row['max_loading_pu']:.0%}")
+        chain.add_row(
+            row["kind"],
+            f"{row['units']:,}",
+            f"{row['rating_mw']:,.1f}",
+            f"{row['below_mw']:,.1f}",
+            f"{row['max_loading_pu']:.0%}",
+        )
     con.print(chain)
 
-    cool = Table(title="Cooling (heat at nameplate: every kW of rack nameplate is a kW of heat)", title_justify="left")
-    for col, just in (("equipment", "left"), ("groups", "right"), ("units", "right"), ("capacity MW", "right"),
-                      ("heat MW", "right"), ("max loading", "right")):
+    cool = Table(
+        title="Cooling (heat at nameplate: every kW of rack nameplate is a kW of heat)", title_justify="left"
+    )
+    for col, just in (
+        ("equipment", "left"),
+        ("groups", "right"),
+        ("units", "right"),
+        ("capacity MW", "right"),
+        ("heat MW", "right"),
+        ("max loading", "right"),
+    ):
         cool.add_column(col, justify=just)
     for row in s["cooling"]:
         label = row["kind"]
         if "t_supply_c" in row:
             label += " (" + ", ".join(f"{t:g}" for t in row["t_supply_c"]) + " °C supply)"
-        cool.add_row(label, f"{row['groups']:,}", f"{row['units']:,}", f"{row['q_max_mw']:,.1f}",
-                     f"{row['heat_mw']:,.1f}", f"{row['max_loading_pu']:.0%}")
+        cool.add_row(
+            label,
+            f"{row['groups']:,}",
+            f"{row['units']:,}",
+            f"{row['q_max_mw']:,.1f}",
+            f"{row['heat_mw']:,.1f}",
+            f"{row['max_loading_pu']:.0%}",
+        )
     con.print(cool)
 
     src = Table(title="Sources", title_justify="left", show_header=False)
@@ -210,7 +250,9 @@ def show(site_ref: str = typer.Argument(..., metavar="NAME|PATH", help="Site nam
 
 
 @site_app.command("validate")
-def validate(path: str = typer.Argument(..., metavar="PATH", help="Site YAML file (or a name in sites/)")) -> None:
+def validate(
+    path: str = typer.Argument(..., metavar="PATH", help="Site YAML file (or a name in sites/)"),
+) -> None:
     """Exit 0 and print 'valid' when the site is valid; exit 1 listing every problem, one per line."""
     from twin.errors import InputError
     from twin.site import load_site
@@ -228,7 +270,7 @@ def validate(path: str = typer.Argument(..., metavar="PATH", help="Site YAML fil
     typer.echo("valid")
 
 
-class GraphFormat(str, Enum):
+class GraphFormat(StrEnum):
     json = "json"
     graphml = "graphml"
 
@@ -256,11 +298,15 @@ def write_graph(graph, out: Path, fmt: str) -> None:
 
 @site_app.command("graph")
 def graph(
-    site_ref: str = typer.Argument(..., metavar="NAME|PATH", help="Site name in sites/ or a YAML path"),
-    fmt: GraphFormat = typer.Option(GraphFormat.json, "--format", help="json (node-link) or graphml"),
-    out: Path = typer.Option(..., "--out", help="File to write"),
-    cooling: bool = typer.Option(False, "--cooling", help="Export the cooling graph instead of the power graph"),
-    no_nodes: bool = typer.Option(False, "--no-nodes", help="Stop the power graph at the racks (no GPU nodes)"),
+    site_ref: Annotated[str, typer.Argument(metavar="NAME|PATH", help="Site name in sites/ or a YAML path")],
+    out: Annotated[Path, typer.Option("--out", help="File to write")],
+    fmt: Annotated[
+        GraphFormat, typer.Option("--format", help="json (node-link) or graphml")
+    ] = GraphFormat.json,
+    cooling: Annotated[
+        bool, typer.Option("--cooling", help="Export the cooling graph, not the power graph")
+    ] = False,
+    no_nodes: Annotated[bool, typer.Option("--no-nodes", help="Stop the power graph at the racks")] = False,
 ) -> None:
     """Export the power (or cooling) graph of a site."""
     from twin.graphs import cooling_graph, power_graph
