@@ -1,0 +1,1101 @@
+"""Job placement: a queue of jobs onto the free GPU nodes of a site, under power limits at every level of
+the power tree, heat limits at every CDU, facility loop and heat-rejection plant, optionally keeping an N-1
+reserve.
+
+Decision unit: the *segment*, the racks of one GPU array (8-rack, 512-GPU network pod) that hang from one
+leaf distribution unit (busway/PDU) and one facility loop. Every rack of a segment loads exactly the same
+equipment, so placing whole nodes on segments is exact for every power and heat limit above the rack; the
+array-level answer (job x array GPUs) is the sum over an array's segments (colossus-1: 196 arrays, 341
+segments). Rack-level limits (rack power, in-rack CDU) are enforced per free node slot: a job may use a
+segment only if its node power and liquid heat fit the tightest slot of every rack in it
+(`min((p_rack_max - p_rack_now) / free_nodes)`), so the fill of segments into racks can never break them.
+This is conservative only when a rack is already loaded unevenly; stated in `attrs["rack_limit_rule"]`.
+
+Model (row families named after what they state; `LinearModel` keeps the matrix and the Pyomo mirror):
+
+    job_nodes_admitted     sum_s x[j,s] = nodes_j * y[j]                      (all or nothing)
+    segment_free_nodes     sum_j x[j,s] <= free_nodes[s]
+    hall_locality_choice   sum_h zh[j,h] = y[j]             (jobs with locality "hall")
+    hall_locality_link     sum_{s in h} x[j,s] <= nodes_j * zh[j,h]
+    array_locality_choice  sum_a za[j,a] = y[j]             (jobs with locality "array")
+    array_locality_link    sum_{s in a} x[j,s] <= nodes_j * za[j,a]
+    equipment_power_limit  sum_{j,s} p_node_j * share[s,e] * x[j,s] <= (1 - reserve_e) * p_max_e - p_now_e
+    cdu_heat_limit         sum_j q_liquid_j * x[j,s] <= CDU headroom of the racks of s
+    loop_heat_limit        sum_{j,s in loop} q_node_j * x[j,s] <= q_max_loop - q_now_loop
+    heat_rejection_limit   share of loop heat on each chiller plant / dry cooler <= firm capacity - now
+    balanced_headroom      new_e / cap_e + m <= (cap_e - p_now_e) / cap_e     (m = smallest headroom)
+
+`share[s, e]` is the share of a segment's load that equipment e carries: the layout's sparse rack->feeder
+and child->parent incidence matrices multiplied down the power levels (2N feeds split 1/k). Losses of the
+stages between rack and equipment are not added (< 2 % at these stages; the cross-check reports the
+loaded figures from the same aggregation).
+
+Objective (weighted lexicographic): maximise sum_j priority_j * gpus_j * duration_h_j * y[j], then the
+smallest power headroom m (weight 1/20 of the smallest job value, so it never outweighs admitting a job).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import pyomo.environ as pyo
+import scipy.sparse as sp
+import xarray as xr
+
+from optimizers.common import INF, HighsHandle, LinearModel, SolveInfo, add_elastic, solve, violations
+from twin.errors import InfeasibleError, InputError
+from twin.layout import SiteLayout
+
+_SRC = "<placement jobs>"
+Locality = Literal["none", "hall", "array"]
+RESERVE_KINDS_DEFAULT = ("substation", "transformer")
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+@dataclass(frozen=True)
+class PlacementJob:
+    """One job in the queue. `p_gpu_kw` is the job's average per-GPU board power while it runs."""
+
+    name: str
+    gpus: int
+    p_gpu_kw: float
+    priority: float = 1.0
+    duration_h: float = 1.0
+    locality: Locality = "hall"
+    gpu_type: str | None = None  # catalog GPU; None = any
+    required: bool = False  # True: the placement is infeasible unless this job is placed
+
+
+@dataclass(frozen=True)
+class SiteState:
+    """What is already running: free GPU nodes and electrical load (kW, rack input) per rack, plus load of
+    equipment fed outside the racks (cooling plant, kW) per equipment."""
+
+    free_nodes: np.ndarray  # int, per rack
+    p_rack_kw: np.ndarray  # float, per rack
+    p_own_kw: np.ndarray | None = None  # float, per equipment (cooling plant electrical load)
+
+    @classmethod
+    def empty(cls, layout: SiteLayout, p_other_racks_pu: float | None = None) -> SiteState:
+        """Every GPU node free; non-GPU racks (network, storage, CPU) at their typical load."""
+        r = layout.racks
+        p = np.zeros(len(r))
+        if p_other_racks_pu is None:
+            typ = np.array([g.rack.p_it_typical_pu for g in layout.groups])[r.group]
+        else:
+            typ = np.full(len(r), float(p_other_racks_pu))
+        other = r.role != 0
+        p[other] = r.p_max_kw[other] * typ[other]
+        return cls(free_nodes=r.n_nodes.copy(), p_rack_kw=p)
+
+    @classmethod
+    def random(cls, layout: SiteLayout, busy_pu: float, p_gpu_kw: float, seed: int = 0) -> SiteState:
+        """A site with a random `busy_pu` share of GPU nodes taken (whole racks' prefixes), each busy node
+        drawing `p_gpu_kw` per GPU plus its server base load. For benchmarks and demos."""
+        st = cls.empty(layout)
+        rng = np.random.default_rng(seed)
+        r = layout.racks
+        busy = np.where(r.role == 0, rng.binomial(r.n_nodes, busy_pu), 0)
+        p_node = node_power_kw(layout, np.full(len(r), p_gpu_kw), rack_groups=r.group)
+        return cls(free_nodes=r.n_nodes - busy, p_rack_kw=st.p_rack_kw + busy * p_node)
+
+
+@dataclass(frozen=True)
+class PlacementOptions:
+    reserve_pu: float = 0.0  # N-1 style reserve kept on the `reserve_kinds` equipment
+    reserve_kinds: tuple[str, ...] = RESERVE_KINDS_DEFAULT
+    limits_kw: dict[str, float] = field(default_factory=dict)  # override of equipment limits (curtailment)
+    heat_rejection_derate_pu: float = 1.0  # heat wave: firm chiller capacity times this
+    headroom_weight_pu: float = 0.05  # weight of the smallest headroom, fraction of the smallest job value
+    time_limit_s: float = 20.0
+    rel_gap: float = 0.01
+    relaxation_duals: bool = True  # solve the LP relaxation as well, for the prices of the limits
+
+
+# ------------------------------------------------------------------------------------------------ physics
+
+
+def node_power_kw(layout: SiteLayout, p_gpu_kw: np.ndarray, rack_groups: np.ndarray) -> np.ndarray:
+    """AC input of one server: GPUs at `p_gpu_kw` each plus the non-GPU base load, through its PSUs
+    (efficiency read off the catalog PSU curve at the resulting load)."""
+    out = np.zeros(len(p_gpu_kw))
+    for g, info in enumerate(layout.groups):
+        sel = rack_groups == g
+        if info.server is None or not sel.any():
+            continue
+        srv = info.server
+        dc = srv.gpus_per_node * np.asarray(p_gpu_kw)[sel] + srv.p_base_kw
+        if srv.psu_type and srv.psu_type in layout.site.parts.psu:
+            psu = layout.site.parts.psu[srv.psu_type]
+            eta = psu.efficiency_at(dc / (psu.p_unit_max_kw * srv.psu_count))
+        else:
+            eta = 1.0
+        out[sel] = dc / eta
+    return out
+
+
+def reach_matrix(layout: SiteLayout) -> sp.csr_matrix:
+    """racks x equipment: share of each rack's load carried by each load-side equipment (all levels)."""
+    R = layout.rack_power_incidence.tocsr()
+    A = layout.power_incidence.tocsr()
+    total = R.copy()
+    cur = R
+    for _ in range(len(layout.power_levels) + 1):
+        cur = cur @ A
+        if cur.nnz == 0:
+            break
+        total = total + cur
+    return total.tocsr()
+
+
+# ------------------------------------------------------------------------------------------------ problem
+
+
+@dataclass
+class PlacementProblem:
+    """Everything the builder needs, in arrays over jobs (j), segments (s), pairs (j, s) and limits."""
+
+    layout: SiteLayout
+    jobs: list[PlacementJob]
+    state: SiteState
+    options: PlacementOptions
+    # jobs
+    nodes: np.ndarray
+    p_node_kw: np.ndarray
+    q_liquid_kw: np.ndarray
+    value: np.ndarray
+    # segments
+    seg_racks: list[np.ndarray]  # racks of each segment (with free nodes)
+    seg_rack_index: np.ndarray  # segment of each rack, -1 if none
+    seg_free: np.ndarray
+    seg_hall: np.ndarray
+    seg_array: np.ndarray
+    seg_loop: np.ndarray
+    seg_cdu_headroom_kw: np.ndarray
+    seg_share: sp.csr_matrix  # segments x equipment (power)
+    # pairs
+    pair_job: np.ndarray
+    pair_seg: np.ndarray
+    # limits
+    power_equip: np.ndarray  # equipment indices with a power limit row
+    power_cap_kw: np.ndarray  # (1 - reserve) * p_max (or override)
+    power_now_kw: np.ndarray
+    loops: np.ndarray  # equipment indices of facility loops
+    loop_cap_kw: np.ndarray
+    loop_now_kw: np.ndarray
+    rejection: np.ndarray  # heat-rejection equipment fed directly by loops
+    rejection_cap_kw: np.ndarray
+    rejection_now_kw: np.ndarray
+    loop_to_rejection: np.ndarray  # loops x rejection (share of each loop's heat)
+    hall_jobs: np.ndarray
+    array_jobs: np.ndarray
+    arrays: np.ndarray  # array ids that have segments
+    not_placeable: dict[str, str]  # job -> why it cannot be placed at all
+    liquid_fraction_pu: float = 0.8
+    # model layer (filled by `reduce_model`): units = segments merged where every active limit is alike
+    active: dict = field(default_factory=dict)  # limit family -> positions of its rows kept in the model
+    unit_of_seg: np.ndarray | None = None
+    unit_hall: np.ndarray | None = None
+    unit_free: np.ndarray | None = None
+    unit_cdu_headroom_kw: np.ndarray | None = None
+    unit_G: dict = field(default_factory=dict)  # family -> units x active rows (kW per kW)
+    u_job: np.ndarray | None = None  # pairs (job, unit) of jobs without array locality
+    u_unit: np.ndarray | None = None
+    s_pair: np.ndarray | None = None  # indices into (pair_job, pair_seg) of array-locality jobs
+    za_job: np.ndarray | None = None  # candidate (job, array position) pairs of array-locality jobs
+    za_arr: np.ndarray | None = None
+    m_ub: float = 1.0
+
+    @property
+    def value_scale(self) -> float:
+        """Objective scaling (HiGHS prefers costs near 1): the mean job value."""
+        return float(self.value.mean())
+
+
+def _firm_q_kw(model) -> float:
+    """Firm heat-rejection capacity: N+1 plants count one unit fewer."""
+    n = model.count - (1 if model.redundancy == "N+1" and model.count > 1 else 0)
+    return float(model.q_unit_max_kw * n)
+
+
+def prepare(layout: SiteLayout, jobs: list[PlacementJob], state: SiteState,
+            options: PlacementOptions | None = None) -> PlacementProblem:
+    """Check the inputs and reduce the site to segments, eligible (job, segment) pairs and limit rows."""
+    opt = options or PlacementOptions()
+    r = layout.racks
+    nr, ne = len(r), len(layout.equip.ids)
+    if not jobs:
+        raise InputError.one(_SRC, "jobs", "the queue is empty; expected at least one job")
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise InputError.one(_SRC, "jobs", "job names must be unique")
+    for i, j in enumerate(jobs):
+        if j.gpus <= 0:
+            raise InputError.one(_SRC, f"jobs[{i}].gpus", f"{j.gpus}; expected a positive GPU count")
+        if not (j.p_gpu_kw > 0 and np.isfinite(j.p_gpu_kw)):
+            raise InputError.one(_SRC, f"jobs[{i}].p_gpu_kw", f"{j.p_gpu_kw}; expected a positive power per GPU")
+        if j.priority <= 0 or j.duration_h <= 0:
+            raise InputError.one(_SRC, f"jobs[{i}]", "priority and duration_h must be positive")
+        if j.locality not in ("none", "hall", "array"):
+            raise InputError.one(_SRC, f"jobs[{i}].locality", f"{j.locality!r}; expected none, hall or array")
+    if not 0 <= opt.reserve_pu < 1:
+        raise InputError.one(_SRC, "options.reserve_pu", f"{opt.reserve_pu}; expected 0 <= reserve < 1")
+    for k in opt.limits_kw:
+        if k not in layout.index:
+            raise InputError.one(_SRC, f"options.limits_kw.{k}", "unknown equipment id")
+    free = np.asarray(state.free_nodes, dtype=np.int64)
+    p_rack = np.asarray(state.p_rack_kw, float)
+    if free.shape != (nr,) or p_rack.shape != (nr,):
+        raise InputError.one(_SRC, "state", f"free_nodes and p_rack_kw need one value per rack ({nr})")
+    if np.any(free < 0) or np.any(free > r.n_nodes):
+        raise InputError.one(_SRC, "state.free_nodes", "expected 0 <= free nodes <= nodes of the rack")
+
+    # ---- per-rack slot limits (rack power, in-rack CDU)
+    groups = layout.groups
+    gpn_rack = np.array([g.server.gpus_per_node if g.server else 0 for g in groups])[r.group]
+    lf_rack = np.array([g.server.liquid_fraction_pu if g.server else 0.0 for g in groups])[r.group]
+    cdu_q = np.array([g.cdu.q_max_kw if g.cdu else np.inf for g in groups])[r.group]
+    gpu_type_rack = np.array([g.server.gpu_type if g.server else "" for g in groups])[r.group]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q_liq_now = lf_rack * p_rack
+        slot_p = np.where(free > 0, (r.p_max_kw - p_rack) / free, -np.inf)
+        slot_q = np.where(free > 0, (cdu_q - q_liq_now) / free, -np.inf)
+
+    # ---- segments: (array, feeder, loop) over GPU racks with free nodes
+    use = (r.role == 0) & (free > 0)
+    key = np.stack([r.array, r.feeder, r.loop], axis=1)[use]
+    uniq, seg_of = np.unique(key, axis=0, return_inverse=True)
+    seg_of = seg_of.ravel()
+    ns = len(uniq)
+    rack_idx = np.flatnonzero(use)
+    seg_rack_index = np.full(nr, -1)
+    seg_rack_index[rack_idx] = seg_of
+    order = np.argsort(seg_of, kind="stable")
+    bounds = np.searchsorted(seg_of[order], np.arange(ns + 1))
+    seg_racks = [rack_idx[order[bounds[s]:bounds[s + 1]]] for s in range(ns)]
+    seg_free = np.bincount(seg_of, weights=free[use], minlength=ns).astype(np.int64)
+    seg_hall = r.hall[rack_idx[order[bounds[:-1]]]] if ns else np.zeros(0, int)
+    seg_array = uniq[:, 0]
+    seg_loop = uniq[:, 2]
+    seg_slot_p = np.full(ns, np.inf)
+    seg_slot_q = np.full(ns, np.inf)
+    np.minimum.at(seg_slot_p, seg_of, slot_p[use])
+    np.minimum.at(seg_slot_q, seg_of, slot_q[use])
+    seg_cdu = np.bincount(seg_of, weights=np.where(np.isfinite(cdu_q[use]), cdu_q[use] - q_liq_now[use], 1e9),
+                          minlength=ns)
+    seg_gpu_type = gpu_type_rack[rack_idx[order[bounds[:-1]]]] if ns else np.zeros(0, str)
+    seg_group = r.group[rack_idx[order[bounds[:-1]]]] if ns else np.zeros(0, int)
+    seg_gpn = gpn_rack[rack_idx[order[bounds[:-1]]]] if ns else np.zeros(0, int)
+    if ns and np.unique(seg_gpn).size > 1:
+        raise InputError.one(_SRC, "site", "placement needs one GPU count per node across the site's GPU racks")
+    gpn = int(seg_gpn[0]) if ns else 8
+    lf = float(lf_rack[rack_idx[0]]) if ns else 0.8
+
+    # ---- jobs
+    nj = len(jobs)
+    nodes = np.array([-(-j.gpus // gpn) for j in jobs], dtype=np.int64)
+    p_gpu = np.array([j.p_gpu_kw for j in jobs])
+    rep_group = int(np.bincount(seg_group).argmax()) if ns else 0
+    p_node = node_power_kw(layout, p_gpu, np.full(nj, rep_group))
+    q_liq = lf * p_node
+    value = np.array([j.priority * j.gpus * j.duration_h for j in jobs])
+
+    # ---- eligible pairs: GPU type, rack slot power and CDU slot heat, array locality size
+    elig = (p_node[:, None] <= seg_slot_p[None, :] + 1e-9) & (q_liq[:, None] <= seg_slot_q[None, :] + 1e-9)
+    want_type = np.array([j.gpu_type or "" for j in jobs])
+    elig &= (want_type[:, None] == "") | (want_type[:, None] == seg_gpu_type[None, :])
+    pair_job, pair_seg = np.nonzero(elig)
+
+    # ---- power limits: every load-side equipment with a rating
+    share_rack = reach_matrix(layout)
+    seg_share = share_rack[rack_idx[order[bounds[:-1]]]] if ns else sp.csr_matrix((0, ne))
+    p_own = np.zeros(ne) if state.p_own_kw is None else np.asarray(state.p_own_kw, float)
+    p_now = layout.up(p_rack, p_own)
+    kinds = layout.kind_array
+    cap = layout.p_max_kw.copy()
+    reserve = np.where(np.isin(kinds, opt.reserve_kinds), opt.reserve_pu, 0.0)
+    cap = cap * (1.0 - reserve)
+    for k, v in opt.limits_kw.items():
+        cap[layout.index[k]] = float(v)
+    power_equip = np.flatnonzero(layout.load_side & (cap > 0) & np.isfinite(cap))
+
+    # ---- heat limits: loops and the heat rejection they feed directly
+    loops = layout.of_kind("facility_loop")
+    q_rack_now = p_rack  # all electrical input of a rack ends as heat in facility water (cold plate + doors)
+    loop_now = (layout.rack_cooling_incidence.T @ q_rack_now)[loops]
+    loop_cap = np.array([layout.equip.model[i].q_max_kw for i in loops], float)
+    C = layout.cooling_incidence.tocsr()[loops]  # loops x equip
+    rej = np.unique(C.indices)
+    rejection = rej[np.isin(kinds[rej], ("chiller", "dry_cooler", "cooling_tower"))]
+    l2r = C[:, rejection].toarray()
+    rej_cap = np.array([_firm_q_kw(layout.equip.model[i]) for i in rejection]) * opt.heat_rejection_derate_pu
+    rej_now = l2r.T @ loop_now
+
+    # ---- jobs that cannot be placed at all, whatever else happens
+    why: dict[str, str] = {}
+    free_pairs = np.zeros(nj)
+    np.add.at(free_pairs, pair_job, seg_free[pair_seg])
+    for jj, job in enumerate(jobs):
+        segs = pair_seg[pair_job == jj]
+        if segs.size == 0:
+            why[job.name] = _no_slot_reason(job, p_node[jj], q_liq[jj], seg_slot_p, seg_slot_q, seg_gpu_type)
+            continue
+        g = nodes[jj] * gpn
+        if job.locality == "hall":
+            per_h = np.bincount(seg_hall[segs], weights=seg_free[segs], minlength=len(layout.hall_ids))
+            if per_h.max() < nodes[jj]:
+                h = int(per_h.argmax())
+                why[job.name] = (f"job '{job.name}' needs {g:,} GPUs within one hall, but the hall with the most "
+                                 f"free GPUs it can use, {layout.hall_ids[h]}, has {int(per_h[h]) * gpn:,}: short by "
+                                 f"{g - int(per_h[h]) * gpn:,} GPUs")
+        elif job.locality == "array":
+            per_a = np.bincount(seg_array[segs], weights=seg_free[segs])
+            if per_a.max() < nodes[jj]:
+                why[job.name] = (f"job '{job.name}' needs {g:,} GPUs within one array (pod), but the most any array "
+                                 f"has free is {int(per_a.max()) * gpn:,}: short by {g - int(per_a.max()) * gpn:,} GPUs")
+        elif free_pairs[jj] < nodes[jj]:
+            why[job.name] = (f"job '{job.name}' needs {g:,} GPUs, but only {int(free_pairs[jj]) * gpn:,} free GPUs "
+                             f"can take it: short by {g - int(free_pairs[jj]) * gpn:,} GPUs")
+    hall_jobs = np.array([jj for jj, j in enumerate(jobs) if j.locality == "hall"], dtype=np.int64)
+    array_jobs = np.array([jj for jj, j in enumerate(jobs) if j.locality == "array"], dtype=np.int64)
+    prob = PlacementProblem(
+        layout, list(jobs), state, opt, nodes, p_node, q_liq, value,
+        seg_racks, seg_rack_index, seg_free, seg_hall, seg_array, seg_loop, seg_cdu, seg_share.tocsr(),
+        pair_job, pair_seg, power_equip, cap[power_equip], p_now[power_equip],
+        loops, loop_cap, loop_now, rejection, rej_cap, rej_now, l2r, hall_jobs, array_jobs,
+        np.unique(seg_array), why, lf,
+    )
+    reduce_model(prob)
+    return prob
+
+
+def _no_slot_reason(job, p_node, q_liq, slot_p, slot_q, seg_type) -> str:
+    if job.gpu_type and not np.any(seg_type == job.gpu_type):
+        return f"job '{job.name}' asks for GPU type {job.gpu_type!r}, which no rack with free nodes holds"
+    if slot_p.size == 0:
+        return f"job '{job.name}' cannot be placed: no GPU node is free"
+    if p_node > slot_p.max():
+        return (f"job '{job.name}' needs {p_node:.2f} kW per node, but no rack with free nodes can give more than "
+                f"{slot_p.max():.2f} kW per free node (rack power limit): short by {p_node - slot_p.max():.2f} kW per node")
+    return (f"job '{job.name}' puts {q_liq:.2f} kW of heat per node into the in-rack CDU, but no rack's CDU has more than "
+            f"{slot_q.max():.2f} kW per free node left: short by {q_liq - slot_q.max():.2f} kW per node")
+
+
+# ------------------------------------------------------------------------------------------------ reduction
+
+
+def reduce_model(prob: PlacementProblem) -> None:
+    """Shrink the model without changing its optimum.
+
+    1. A limit row is *inactive* when filling every free node under it with the most power-hungry job of
+       the queue still keeps it within its limit; it can never bind and is left out (the cross-check still
+       verifies it).
+    2. Segments of one hall and loop whose coefficients on every active row are equal are merged into a
+       *unit*: for jobs without array locality they are interchangeable, so those jobs are placed per unit
+       (the extractor fills a unit's segments in order). Array-locality jobs stay on segments.
+    """
+    mats, rhs = segment_limit_matrices(prob), limit_rhs(prob)
+    ns = len(prob.seg_free)
+    p_max = float(prob.p_node_kw.max())
+    cols = [prob.seg_hall[:, None].astype(float), prob.seg_loop[:, None].astype(float)]
+    for f, G in mats.items():
+        added = G.T @ (prob.seg_free * p_max)
+        act = np.flatnonzero(added > rhs[f] + 1e-9)
+        prob.active[f] = act
+        cols.append(np.round(G[:, act].toarray(), 9))
+    sig = np.hstack(cols) if ns else np.zeros((0, 2))
+    _, unit_of_seg = np.unique(sig, axis=0, return_inverse=True)
+    unit_of_seg = unit_of_seg.ravel()
+    nu = int(unit_of_seg.max()) + 1 if ns else 0
+    prob.unit_of_seg = unit_of_seg
+    first = np.full(nu, -1)
+    first[unit_of_seg[::-1]] = np.arange(ns)[::-1]
+    prob.unit_hall = prob.seg_hall[first]
+    prob.unit_free = np.bincount(unit_of_seg, weights=prob.seg_free, minlength=nu)
+    prob.unit_cdu_headroom_kw = np.bincount(unit_of_seg, weights=prob.seg_cdu_headroom_kw, minlength=nu)
+    prob.unit_G = {f: mats[f][first][:, prob.active[f]].tocsr() for f in mats}
+    # inactive power rows still bound the smallest headroom m from above
+    inactive = np.setdiff1d(np.arange(len(prob.power_equip)), prob.active["equipment_power_limit"])
+    head_now = (prob.power_cap_kw - prob.power_now_kw) / prob.power_cap_kw
+    prob.m_ub = float(min(1.0, head_now[inactive].min(initial=1.0)))
+
+    # eligibility per (job, unit): every segment of the unit must take the job
+    nj = len(prob.jobs)
+    elig = np.zeros((nj, ns), bool)
+    elig[prob.pair_job, prob.pair_seg] = True
+    order = np.argsort(unit_of_seg, kind="stable")
+    starts = np.searchsorted(unit_of_seg[order], np.arange(nu))
+    e_unit = np.logical_and.reduceat(elig[:, order], starts, axis=1) if ns else np.zeros((nj, 0), bool)
+    is_array = np.array([j.locality == "array" for j in prob.jobs])
+    blocked = np.array([j.name in prob.not_placeable for j in prob.jobs])
+    e_unit[is_array | blocked] = False
+    prob.u_job, prob.u_unit = np.nonzero(e_unit)
+    # array-locality jobs: (job, segment) pairs in arrays with room for the whole job
+    arr_pos = np.searchsorted(prob.arrays, prob.seg_array)
+    arr_free = np.bincount(arr_pos, weights=prob.seg_free, minlength=len(prob.arrays))
+    fits = arr_free[arr_pos[prob.pair_seg]] >= prob.nodes[prob.pair_job]
+    sel = is_array[prob.pair_job] & fits & ~blocked[prob.pair_job]
+    prob.s_pair = np.flatnonzero(sel)
+    za = np.unique(prob.pair_job[sel] * len(prob.arrays) + arr_pos[prob.pair_seg[sel]])
+    prob.za_job, prob.za_arr = za // max(len(prob.arrays), 1), za % max(len(prob.arrays), 1)
+
+
+# ------------------------------------------------------------------------------------------------ builder
+
+
+def build_placement(prob: PlacementProblem, relax: bool = False, elastic: bool = False) -> pyo.ConcreteModel:
+    """The placement MILP (or its LP relaxation) as a `LinearModel`-backed Pyomo model. `elastic=True`
+    drops the node bounds and valid cuts that duplicate the capacity rows, for `explain_infeasible`."""
+    t0 = time.perf_counter()
+    lm = LinearModel(pyo.ConcreteModel("placement"))
+    integer = not relax
+    define_variables(lm, prob, integer, elastic)
+    define_job_admission(lm, prob)
+    define_node_capacity(lm, prob)
+    define_locality(lm, prob, cuts=not elastic)
+    define_unit_load(lm, prob)
+    define_power_limits(lm, prob)
+    define_heat_limits(lm, prob)
+    define_objective(lm, prob)
+    lm.finish("admitted_value")
+    lm.build_s = time.perf_counter() - t0
+    return lm.model
+
+
+def define_variables(lm, prob, integer, elastic=False) -> None:
+    required = np.array([j.required for j in prob.jobs])
+    blocked = np.array([j.name in prob.not_placeable for j in prob.jobs])
+    sj, ss = prob.pair_job[prob.s_pair], prob.pair_seg[prob.s_pair]
+    big = np.inf if elastic else 1.0
+    lm.var("xu", len(prob.u_job), 0.0, np.minimum(prob.nodes[prob.u_job], big * prob.unit_free[prob.u_unit]).astype(float),
+           integer=integer, units="node", long_name="GPU nodes of a job placed on a unit (merged segments)")
+    lm.var("xs", len(sj), 0.0, np.minimum(prob.nodes[sj], big * prob.seg_free[ss]).astype(float),
+           integer=integer, units="node", long_name="GPU nodes of an array-locality job placed on a segment")
+    lm.var("y", len(prob.jobs), np.where(required, 1.0, 0.0), np.where(blocked & ~required, 0.0, 1.0),
+           integer=integer, units="1", long_name="job admitted")
+    lm.var("zh", len(prob.hall_jobs) * len(prob.layout.hall_ids), 0.0, 1.0, integer=integer, units="1",
+           long_name="hall chosen for a hall-locality job")
+    lm.var("za", len(prob.za_job), 0.0, 1.0, integer=integer, units="1", long_name="array chosen for an array-locality job")
+    lm.var("m", 1, -1.0, prob.m_ub, units="1", long_name="smallest power headroom, fraction of the limit")
+
+
+def define_job_admission(lm, prob) -> None:
+    lm.rows("job_nodes_admitted", len(prob.jobs),
+            [("xu", prob.u_job, None, 1.0), ("xs", prob.pair_job[prob.s_pair], None, 1.0),
+             ("y", None, None, -prob.nodes.astype(float))],
+            lb=0.0, ub=0.0, long_name="a job gets all its nodes or none", dual_units="value/node")
+
+
+def define_node_capacity(lm, prob) -> None:
+    ss = prob.pair_seg[prob.s_pair]
+    lm.rows("unit_free_nodes", len(prob.unit_free),
+            [("xu", prob.u_unit, None, 1.0), ("xs", prob.unit_of_seg[ss], None, 1.0)],
+            ub=prob.unit_free.astype(float), long_name="nodes placed on a unit <= its free nodes", dual_units="value/node")
+    lm.rows("segment_free_nodes", len(prob.seg_free), [("xs", ss, None, 1.0)], ub=prob.seg_free.astype(float),
+            long_name="nodes of array-locality jobs on a segment <= its free nodes", dual_units="value/node")
+
+
+def define_locality(lm, prob, cuts: bool = True) -> None:
+    nh = len(prob.layout.hall_ids)
+    hj = prob.hall_jobs
+    k = len(hj)
+    pos = np.full(len(prob.jobs), -1)
+    pos[hj] = np.arange(k)
+    lm.rows("hall_locality_choice", k, [("zh", np.repeat(np.arange(k), nh), None, 1.0), ("y", None, hj, -1.0)],
+            lb=0.0, ub=0.0, long_name="a hall-locality job runs in exactly one hall if admitted")
+    sel = np.flatnonzero(pos[prob.u_job] >= 0)
+    lm.rows("hall_locality_link", k * nh,
+            [("xu", pos[prob.u_job[sel]] * nh + prob.unit_hall[prob.u_unit[sel]], sel, 1.0),
+             ("zh", None, None, -np.repeat(prob.nodes[hj], nh).astype(float))],
+            ub=0.0, long_name="a hall-locality job's nodes stay in the hall chosen for it")
+    hall_free = np.bincount(prob.unit_hall, weights=prob.unit_free, minlength=nh) if cuts else np.full(nh, INF)
+    lm.rows("hall_free_nodes", nh, [("zh", np.tile(np.arange(nh), k), None, np.repeat(prob.nodes[hj], nh).astype(float))],
+            ub=hall_free, long_name="hall-locality jobs chosen for a hall fit its free nodes (valid cut)")
+    # arrays
+    aj = prob.array_jobs
+    ka = len(aj)
+    apos = np.full(len(prob.jobs), -1)
+    apos[aj] = np.arange(ka)
+    lm.rows("array_locality_choice", ka, [("za", apos[prob.za_job], None, 1.0), ("y", None, aj, -1.0)],
+            lb=0.0, ub=0.0, long_name="an array-locality job runs in exactly one array if admitted")
+    na = len(prob.arrays)
+    za_key = prob.za_job * na + prob.za_arr
+    sj, ss = prob.pair_job[prob.s_pair], prob.pair_seg[prob.s_pair]
+    s_key = sj * na + np.searchsorted(prob.arrays, prob.seg_array[ss])
+    lm.rows("array_locality_link", len(za_key),
+            [("xs", np.searchsorted(za_key, s_key), None, 1.0), ("za", None, None, -prob.nodes[prob.za_job].astype(float))],
+            ub=0.0, long_name="an array-locality job's nodes stay in the array chosen for it")
+    arr_free = np.bincount(np.searchsorted(prob.arrays, prob.seg_array), weights=prob.seg_free, minlength=na)
+    if not cuts:
+        arr_free = np.full(na, INF)
+    lm.rows("array_free_nodes", na, [("za", prob.za_arr, None, prob.nodes[prob.za_job].astype(float))],
+            ub=arr_free, long_name="array-locality jobs chosen for an array fit its free nodes (valid cut)")
+
+
+def define_unit_load(lm, prob) -> None:
+    nu = len(prob.unit_free)
+    sj, ss = prob.pair_job[prob.s_pair], prob.pair_seg[prob.s_pair]
+    lm.var("p_unit", nu, 0.0, INF, units="kW", long_name="load the placement adds to a unit")
+    lm.rows("unit_load_definition", nu,
+            [("xu", prob.u_unit, None, -prob.p_node_kw[prob.u_job]), ("xs", prob.unit_of_seg[ss], None, -prob.p_node_kw[sj]),
+             ("p_unit", None, None, 1.0)],
+            lb=0.0, ub=0.0, long_name="unit load = sum of the node powers placed on it")
+
+
+def segment_limit_matrices(prob) -> dict[str, sp.csr_matrix]:
+    """segments x limit rows, kW on the limit per kW of segment load, for each limit family."""
+    ns = len(prob.seg_free)
+    loop_row = np.searchsorted(prob.loops, prob.seg_loop)
+    S_loop = sp.csr_matrix((np.ones(ns), (np.arange(ns), loop_row)), shape=(ns, len(prob.loops)))
+    out = {"equipment_power_limit": prob.seg_share[:, prob.power_equip].tocsr(), "loop_heat_limit": S_loop}
+    if len(prob.rejection):
+        out["heat_rejection_limit"] = sp.csr_matrix(S_loop @ sp.csr_matrix(prob.loop_to_rejection))
+    return out
+
+
+def limit_rhs(prob) -> dict[str, np.ndarray]:
+    """Room left on each limit row (kW), never below zero (a limit already overrun only blocks new load)."""
+    out = {"equipment_power_limit": np.maximum(prob.power_cap_kw - prob.power_now_kw, 0.0),
+           "loop_heat_limit": np.maximum(prob.loop_cap_kw - prob.loop_now_kw, 0.0)}
+    if len(prob.rejection):
+        out["heat_rejection_limit"] = np.maximum(prob.rejection_cap_kw - prob.rejection_now_kw, 0.0)
+    return out
+
+
+def define_power_limits(lm, prob) -> None:
+    f = "equipment_power_limit"
+    act = prob.active[f]
+    G = prob.unit_G[f].tocoo()
+    lm.rows(f, len(act), [("p_unit", G.col, G.row, G.data)], ub=limit_rhs(prob)[f][act],
+            long_name="load of each power equipment <= its rating less reserve (active rows)", dual_units="value/kW")
+    cap, now = prob.power_cap_kw[act], prob.power_now_kw[act]
+    lm.rows("balanced_headroom", len(act),
+            [("p_unit", G.col, G.row, G.data / cap[G.col]), ("m", None, np.zeros(len(act), int), 1.0)],
+            ub=(cap - now) / cap, long_name="smallest power headroom m <= every equipment's headroom")
+
+
+def define_heat_limits(lm, prob) -> None:
+    lm.rows("cdu_heat_limit", len(prob.unit_free), [("p_unit", None, None, prob.liquid_fraction_pu)],
+            ub=prob.unit_cdu_headroom_kw, long_name="liquid heat placed in a unit <= CDU headroom of its racks",
+            dual_units="value/kW")
+    rhs = limit_rhs(prob)
+    for fam, what in (("loop_heat_limit", "heat into each facility loop <= its design heat"),
+                      ("heat_rejection_limit", "heat on each heat-rejection plant <= its firm capacity")):
+        if fam not in prob.unit_G:
+            continue
+        G = prob.unit_G[fam].tocoo()
+        lm.rows(fam, G.shape[1], [("p_unit", G.col, G.row, G.data)], ub=rhs[fam][prob.active[fam]], long_name=what,
+                dual_units="value/kW")
+
+
+def define_objective(lm, prob) -> None:
+    scale = prob.value_scale
+    lm.add_cost("y", -prob.value / scale)
+    lm.add_cost("m", -prob.options.headroom_weight_pu * float(prob.value.min()) / scale)
+
+
+# ------------------------------------------------------------------------------------------------ warm start
+
+
+def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A feasible placement by a greedy rule, handed to HiGHS as its first incumbent: jobs in order of
+    their admission in the LP relaxation (`y_lp`, when given), then value per node (ties: larger first),
+    each into the locality group (hall / array / site) with the most room, filling its segments with the
+    most room first. Returns (x per (pair_job, pair_seg), y per job)."""
+    mats, rem = segment_limit_matrices(prob), limit_rhs(prob)
+    fams = list(mats)
+    G = {f: mats[f].tocsr() for f in fams}
+    rem = {f: rem[f].copy() for f in fams}
+    free = prob.seg_free.astype(float).copy()
+    cdu_rem = prob.seg_cdu_headroom_kw / max(prob.liquid_fraction_pu, 1e-9)
+    x = np.zeros(len(prob.pair_job))
+    y = np.zeros(len(prob.jobs))
+    required = np.array([j.required for j in prob.jobs])
+    if y_lp is None:
+        order = np.lexsort((-prob.nodes, -prob.value / prob.nodes, ~required))
+    else:  # the LP's choice first, largest jobs first within it (they fragment worst), then by value per node
+        lp = -np.round(np.asarray(y_lp), 6)
+        order = np.lexsort((-prob.value / prob.nodes, -prob.nodes, lp, ~required))
+    pair_start = np.searchsorted(prob.pair_job, np.arange(len(prob.jobs) + 1))  # pairs are sorted by job
+    arr_idx = np.searchsorted(prob.arrays, prob.seg_array)
+    nu = len(prob.unit_free)
+    ok = np.zeros(len(prob.pair_job), bool)
+    ok[prob.s_pair] = True
+    ukeys = prob.u_job * nu + prob.u_unit
+    pk = prob.pair_job * nu + prob.unit_of_seg[prob.pair_seg]
+    ix = np.minimum(np.searchsorted(ukeys, pk), max(len(ukeys) - 1, 0))
+    ok |= (ukeys[ix] == pk) if len(ukeys) else False
+
+    def allowed(segs, p):
+        a = np.minimum(free[segs], np.floor(cdu_rem[segs] / p + 1e-9))
+        for f in fams:
+            M = G[f][segs]
+            if M.nnz == 0:
+                continue
+            q = rem[f][M.indices] / (M.data * p)
+            cnt = np.diff(M.indptr)
+            has = cnt > 0
+            mins = np.full(len(segs), np.inf)
+            mins[has] = np.minimum.reduceat(q, M.indptr[:-1][has])
+            a = np.minimum(a, np.floor(mins + 1e-9))
+        return np.maximum(a, 0.0)
+
+    for j in order:
+        job = prob.jobs[j]
+        if job.name in prob.not_placeable:
+            continue
+        pairs = np.arange(pair_start[j], pair_start[j + 1])
+        pairs = pairs[ok[pairs]]
+        segs = prob.pair_seg[pairs]
+        p, need = prob.p_node_kw[j], float(prob.nodes[j])
+        a = allowed(segs, p)
+        if a.sum() < need:
+            continue
+        if job.locality == "hall":
+            grp = prob.seg_hall[segs]
+        elif job.locality == "array":
+            grp = arr_idx[segs]
+        else:
+            grp = np.zeros(len(segs), int)
+        room = np.bincount(grp, weights=a)
+        for g in np.argsort(-room):
+            if room[g] < need:
+                break
+            sel = np.flatnonzero(grp == g)
+            take = np.zeros(len(sel))
+            left = need
+            for k in sel[np.argsort(-a[sel])]:
+                s = segs[k]
+                n = min(left, float(allowed(np.array([s]), p)[0]))
+                if n <= 0:
+                    continue
+                take[sel == k] = n
+                free[s] -= n
+                cdu_rem[s] -= n * p
+                for f in fams:
+                    row = G[f][s]
+                    rem[f][row.indices] -= row.data * n * p
+                left -= n
+                if left <= 0:
+                    break
+            if left <= 0:
+                x[pairs[sel]] = take
+                y[j] = 1.0
+                break
+            # roll back this group and try the next
+            for kk, n in zip(sel.tolist(), take.tolist(), strict=True):
+                if n > 0:
+                    s = segs[kk]
+                    free[s] += n
+                    cdu_rem[s] += n * p
+                    for f in fams:
+                        row = G[f][s]
+                        rem[f][row.indices] += row.data * n * p
+    return x, y
+
+
+def full_start(prob: PlacementProblem, lm: LinearModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Every column of the model from a segment-level placement (x over (pair_job, pair_seg), y)."""
+    col = np.zeros(lm.n_cols)
+
+    def put(name, v):
+        f = lm.vars[name]
+        col[f.offset:f.offset + f.size] = v
+
+    nu, na, nh = len(prob.unit_free), len(prob.arrays), len(prob.layout.hall_ids)
+    put("xs", x[prob.s_pair])
+    is_s = np.zeros(len(x), bool)
+    is_s[prob.s_pair] = True
+    ukeys = prob.u_job * nu + prob.u_unit
+    rest = np.flatnonzero(~is_s & (x > 0))
+    xu = np.zeros(len(ukeys))
+    np.add.at(xu, np.searchsorted(ukeys, prob.pair_job[rest] * nu + prob.unit_of_seg[prob.pair_seg[rest]]), x[rest])
+    put("xu", xu)
+    put("y", y)
+    zh = np.zeros(len(prob.hall_jobs) * nh)
+    hpos = np.full(len(prob.jobs), -1)
+    hpos[prob.hall_jobs] = np.arange(len(prob.hall_jobs))
+    used = x > 0
+    hsel = used & (hpos[prob.pair_job] >= 0)
+    zh[hpos[prob.pair_job[hsel]] * nh + prob.seg_hall[prob.pair_seg[hsel]]] = 1.0
+    put("zh", zh)
+    za = np.zeros(len(prob.za_job))
+    zkeys = prob.za_job * na + prob.za_arr
+    ssel = prob.s_pair[x[prob.s_pair] > 0]
+    za[np.searchsorted(zkeys, prob.pair_job[ssel] * na + np.searchsorted(prob.arrays, prob.seg_array[prob.pair_seg[ssel]]))] = 1.0
+    put("za", za)
+    p_seg = np.bincount(prob.pair_seg, weights=x * prob.p_node_kw[prob.pair_job], minlength=len(prob.seg_free))
+    put("p_unit", np.bincount(prob.unit_of_seg, weights=p_seg, minlength=nu))
+    G = segment_limit_matrices(prob)["equipment_power_limit"]
+    cap = prob.power_cap_kw
+    head = (cap - prob.power_now_kw - G.T @ p_seg) / cap
+    put("m", min(prob.m_ub, float(head.min())) if head.size else prob.m_ub)
+    return col
+
+
+def segment_allocation(prob: PlacementProblem, lm: LinearModel, info: SolveInfo) -> np.ndarray:
+    """Nodes per (pair_job, pair_seg) from a model solution: array-locality jobs as solved, the other jobs'
+    unit totals filled into their unit's segments in order after them."""
+    xs = np.rint(lm.value(info, "xs"))
+    xu = np.rint(lm.value(info, "xu"))
+    x = np.zeros(len(prob.pair_job))
+    x[prob.s_pair] = xs
+    left = prob.seg_free - np.bincount(prob.pair_seg[prob.s_pair], weights=xs, minlength=len(prob.seg_free))
+    keep = xu > 0
+    items = np.flatnonzero(keep)
+    ii, cc, amt = _interval_fill(prob.u_unit[items], xu[items], prob.unit_of_seg, left)
+    jobs, segs = prob.u_job[items[ii]], cc
+    ns = len(prob.seg_free)
+    pkeys = prob.pair_job * ns + prob.pair_seg  # sorted: pairs come from np.nonzero (job-major)
+    np.add.at(x, np.searchsorted(pkeys, jobs * ns + segs), amt)
+    return x
+
+
+def _interval_fill(item_grp: np.ndarray, item_amt: np.ndarray, cont_grp: np.ndarray, cont_cap: np.ndarray):
+    """Lay the items of each group end to end over the containers of the same group (each container
+    `cont_cap` long, in index order); return (item, container, overlap) for every non-empty overlap."""
+    io = np.argsort(item_grp, kind="stable")
+    co = np.argsort(cont_grp, kind="stable")
+    ig, ia = item_grp[io], np.asarray(item_amt, float)[io]
+    cg, ca = cont_grp[co], np.asarray(cont_cap, float)[co]
+    ng = int(max(ig.max(initial=-1), cg.max(initial=-1))) + 1
+    i_end = np.cumsum(ia) - np.concatenate([[0.0], np.cumsum(ia)])[np.searchsorted(ig, ig)]
+    c_cum = np.concatenate([[0.0], np.cumsum(ca)])
+    c_first = np.searchsorted(cg, np.arange(ng))
+    c_last = np.searchsorted(cg, np.arange(ng), side="right")
+    c_end = np.cumsum(ca) - c_cum[c_first[cg]]
+    i_start = i_end - ia
+    c_start = c_end - ca
+    n_c = (c_last - c_first)[ig]
+    rep_i = np.repeat(np.arange(len(ig)), n_c)
+    k = np.arange(len(rep_i)) - np.repeat(np.cumsum(n_c) - n_c, n_c)
+    rep_c = c_first[ig[rep_i]] + k
+    ov = np.minimum(i_end[rep_i], c_end[rep_c]) - np.maximum(i_start[rep_i], c_start[rep_c])
+    m = ov > 1e-9
+    return io[rep_i[m]], co[rep_c[m]], ov[m]
+
+
+# ------------------------------------------------------------------------------------------------ solve
+
+
+@dataclass
+class PlacementResult:
+    dataset: xr.Dataset
+    info: SolveInfo
+    relaxation: SolveInfo | None
+
+
+def optimize_placement(layout: SiteLayout, jobs: list[PlacementJob], state: SiteState | None = None,
+                       options: PlacementOptions | None = None) -> xr.Dataset:
+    """Place the queue; returns the placement Dataset. Raises `InfeasibleError` (planner's words) when the
+    required jobs cannot all be placed, `InputError` for bad input."""
+    opt = options or PlacementOptions()
+    state = state or SiteState.empty(layout)
+    prob = prepare(layout, jobs, state, opt)
+    req_blocked = [prob.not_placeable[j.name] for j in jobs if j.required and j.name in prob.not_placeable]
+    if req_blocked:
+        raise InfeasibleError("; ".join(req_blocked), {"jobs": [j.name for j in jobs if j.required
+                                                                and j.name in prob.not_placeable]})
+    # LP relaxation first: its admissions guide the greedy start, its duals price the limits
+    mr = build_placement(prob, relax=True)
+    relax_info = solve(mr, opt.time_limit_s, opt.rel_gap, load_pyomo=False)
+    if not relax_info.has_solution:
+        explain_infeasible(prob)
+    lm_relax = mr._linear
+    model = build_placement(prob)
+    info = solve_placement(prob, model, y_lp=lm_relax.value(relax_info, "y"))
+    if not info.has_solution:
+        if info.status == "time_limit":
+            raise InfeasibleError(f"no placement found within the {opt.time_limit_s} s time limit", {})
+        explain_infeasible(prob)
+    return extract_placement(prob, model._linear, info, lm_relax, relax_info)
+
+
+def solve_placement(prob: PlacementProblem, model: pyo.ConcreteModel, warm_start: bool = True,
+                    y_lp: np.ndarray | None = None) -> SolveInfo:
+    """HiGHS on the placement MILP, starting from the greedy placement (guided by the LP relaxation's
+    admissions `y_lp` when given)."""
+    lm = model._linear
+    handle = HighsHandle(lm)
+    t0 = time.perf_counter()
+    if warm_start:
+        x, y = greedy_start(prob, y_lp)
+        col = full_start(prob, lm, x, y)
+        handle.h.setSolution(lm.n_cols, np.arange(lm.n_cols, dtype=np.int32), col)
+    warm_s = time.perf_counter() - t0
+    info = solve(model, prob.options.time_limit_s, prob.options.rel_gap, persistent=handle, duals=False,
+                 load_pyomo=False)
+    info.handover_s += warm_s
+    return info
+
+
+ELASTIC_FAMILIES = ("unit_free_nodes", "segment_free_nodes", "equipment_power_limit", "cdu_heat_limit",
+                    "loop_heat_limit", "heat_rejection_limit")
+
+
+def explain_infeasible(prob: PlacementProblem) -> None:
+    """Re-solve with penalised slack on every capacity limit (and no node bounds or valid cuts that would
+    hide a shortfall) and raise `InfeasibleError` naming each limit the required jobs overrun and by how much."""
+    model = build_placement(prob, elastic=True)
+    lm = model._linear
+    per_node = float((prob.value / prob.nodes).max()) / prob.value_scale
+    per_kw = float((prob.value / (prob.nodes * prob.p_node_kw)).max()) / prob.value_scale
+    pen = {k: 1e3 * (per_node if k.endswith("free_nodes") else per_kw) for k in ELASTIC_FAMILIES if k in lm.families}
+    add_elastic(lm, pen)
+    info = solve(model, max(prob.options.time_limit_s, 10.0), 1e-4, duals=False, load_pyomo=False)
+    if not info.has_solution:
+        raise InfeasibleError("the required jobs cannot be placed even with every power and heat limit relaxed: "
+                              "their locality or GPU type rules them out", {})
+    vs = violations(lm, info, describers(prob))
+    if not vs:
+        raise InfeasibleError("placement is infeasible (HiGHS) but the elastic re-solve needs no slack: "
+                              "numerical trouble; check the inputs' scaling", {})
+    raise InfeasibleError("the required jobs cannot all be placed: " + "; ".join(v.message for v in vs),
+                          {v.family: {"position": v.position.tolist(), "amount": v.amount.tolist()} for v in vs})
+
+
+def describers(prob: PlacementProblem) -> dict:
+    """Planner's words for the slack of each elastic family (positions are rows of the model's families)."""
+    L = prob.layout
+    gpn = _gpn(prob)
+    nh = len(L.hall_ids)
+    hall_free = np.bincount(prob.seg_hall, weights=prob.seg_free, minlength=nh)
+
+    def nodes_by_hall(hall_of_row):
+        def f(pos, amt):
+            short = np.bincount(hall_of_row[pos], weights=amt, minlength=nh)
+            parts = [f"{L.hall_ids[h]} has {int(hall_free[h]) * gpn:,} free GPUs, short by "
+                     f"{int(round(short[h])) * gpn:,} GPUs" for h in np.flatnonzero(short > 1e-6)]
+            return "free GPU nodes: " + ", ".join(parts)
+        return f
+
+    act_p = prob.active.get("equipment_power_limit", np.zeros(0, int))
+
+    def power(pos, amt):
+        parts = []
+        for p, a in sorted(zip(act_p[pos].tolist(), amt.tolist(), strict=True), key=lambda t: -t[1])[:6]:
+            e = prob.power_equip[p]
+            rating = L.p_max_kw[e]
+            cap = prob.power_cap_kw[p]
+            extra = f" (rating {rating:,.0f} kW less {1 - cap / rating:.0%} reserve)" if cap < rating - 1e-6 else ""
+            parts.append(f"{L.equip.kind[e]} {L.equip.ids[e]} limit {cap:,.0f} kW{extra} with "
+                         f"{prob.power_now_kw[p]:,.0f} kW already used: over by {a:,.1f} kW")
+        more = f" (+{len(pos) - 6} more)" if len(pos) > 6 else ""
+        return "power: " + "; ".join(parts) + more
+
+    def heat(fam, what, ids, cap, now):
+        act = prob.active.get(fam, np.zeros(0, int))
+
+        def f(pos, amt):
+            parts = [f"{what} {ids[p]} limit {cap[p]:,.0f} kW with {now[p]:,.0f} kW already used: over by {a:,.1f} kW"
+                     for p, a in zip(act[pos].tolist(), amt.tolist(), strict=True)]
+            return "heat: " + "; ".join(parts)
+        return f
+
+    def cdu(pos, amt):
+        return (f"in-rack CDUs of {len(pos)} rack group(s) over their heat capacity by {amt.sum():,.1f} kW in all "
+                f"(worst in {L.hall_ids[prob.unit_hall[pos[amt.argmax()]]]}: {amt.max():,.1f} kW)")
+
+    ids = L.equip.ids
+    return {
+        "unit_free_nodes": nodes_by_hall(prob.unit_hall),
+        "segment_free_nodes": nodes_by_hall(prob.seg_hall),
+        "equipment_power_limit": power,
+        "loop_heat_limit": heat("loop_heat_limit", "facility loop", [ids[i] for i in prob.loops], prob.loop_cap_kw,
+                                prob.loop_now_kw),
+        "heat_rejection_limit": heat("heat_rejection_limit", "heat rejection", [ids[i] for i in prob.rejection],
+                                     prob.rejection_cap_kw, prob.rejection_now_kw),
+        "cdu_heat_limit": cdu,
+    }
+
+
+def _gpn(prob) -> int:
+    for g in prob.layout.groups:
+        if g.server is not None:
+            return int(g.server.gpus_per_node)
+    return 8
+
+
+# ------------------------------------------------------------------------------------------------ extract
+
+
+def disaggregate(prob: PlacementProblem, x: np.ndarray) -> sp.csr_matrix:
+    """Nodes of each job on each rack (jobs x racks) from nodes per (pair_job, pair_seg): every segment's
+    racks filled in order, jobs one after another (valid because rack limits hold per free node slot)."""
+    keep = np.flatnonzero(np.rint(x) > 0)
+    racks = np.concatenate(prob.seg_racks) if prob.seg_racks else np.zeros(0, int)
+    rack_seg = prob.seg_rack_index[racks]
+    ii, cc, amt = _interval_fill(prob.pair_seg[keep], np.rint(x[keep]), rack_seg, prob.state.free_nodes[racks])
+    return sp.csr_matrix((np.rint(amt), (prob.pair_job[keep[ii]], racks[cc])),
+                         shape=(len(prob.jobs), len(prob.layout.racks)))
+
+
+def _binding(lm: LinearModel, info: SolveInfo, fam: str, rel_tol: float = 1e-6) -> np.ndarray:
+    f = lm.families[fam]
+    act = lm.activity(info, fam)
+    return np.isfinite(f.ub) & (act >= f.ub - rel_tol * np.maximum(1.0, np.abs(f.ub)) - 1e-6)
+
+
+def extract_placement(prob: PlacementProblem, lm: LinearModel, info: SolveInfo, lm_relax: LinearModel | None = None,
+                      relax_info: SolveInfo | None = None) -> xr.Dataset:
+    L, jobs = prob.layout, prob.jobs
+    gpn = _gpn(prob)
+    x = segment_allocation(prob, lm, info)
+    y = np.rint(lm.value(info, "y")).astype(bool)
+    job_rack = disaggregate(prob, x)
+    job_names = [j.name for j in jobs]
+    na = int(L.racks.array.max()) + 1 if (L.racks.array >= 0).any() else 0
+    job_array = np.zeros((len(jobs), na))
+    np.add.at(job_array, (prob.pair_job, prob.seg_array[prob.pair_seg]), x * gpn)
+    rack_nodes_new = np.asarray(job_rack.sum(axis=0)).ravel()
+    p_rack_new = np.asarray((job_rack.T @ prob.p_node_kw)).ravel()
+    p_rack_total = prob.state.p_rack_kw + p_rack_new
+    # loads through the layout's own aggregation (the cross-check)
+    p_own = np.zeros(len(L.equip.ids)) if prob.state.p_own_kw is None else prob.state.p_own_kw
+    p_equip = L.up(p_rack_total, p_own)
+    pe = prob.power_equip
+    q_loop = (L.rack_cooling_incidence.T @ p_rack_total)[prob.loops]
+    hall_of_job = np.full(len(jobs), "", dtype=object)
+    placed_racks = [job_rack.indices[job_rack.indptr[j]:job_rack.indptr[j + 1]] for j in range(len(jobs))]
+    for j, rk in enumerate(placed_racks):
+        if rk.size:
+            hs = np.unique(L.racks.hall[rk])
+            hall_of_job[j] = ",".join(L.hall_ids[h] for h in hs)
+    array_ids = np.array([f"array-{a:03d}" for a in range(na)])
+    eq_ids = np.array(L.equip.ids)[pe]
+    cap = prob.power_cap_kw
+    ds = xr.Dataset(
+        {
+            "admitted": ("job", y, {"units": "1", "long_name": "job admitted"}),
+            "gpus_requested": ("job", np.array([j.gpus for j in jobs]), {"units": "GPU", "long_name": "GPUs the job asks for"}),
+            "gpus_placed": ("job", (np.bincount(prob.pair_job, weights=x, minlength=len(jobs)) * gpn).astype(int),
+                            {"units": "GPU", "long_name": "GPUs given to the job (whole nodes)"}),
+            "p_node_kw": ("job", prob.p_node_kw, {"units": "kW", "long_name": "AC input of one node of the job"}),
+            "value": ("job", prob.value, {"units": "priority*GPU*h", "long_name": "priority-weighted GPU-hours"}),
+            "hall": ("job", hall_of_job.astype(str), {"units": "", "long_name": "hall(s) the job runs in"}),
+            "not_placeable": ("job", np.array([prob.not_placeable.get(n, "") for n in job_names]),
+                              {"units": "", "long_name": "why the job cannot be placed at all (empty if it can)"}),
+            "gpus_job_array": (("job", "array"), job_array.astype(int),
+                               {"units": "GPU", "long_name": "GPUs of each job in each array"}),
+            "nodes_job_rack": (("job", "rack"), job_rack.toarray().astype(np.int16),
+                               {"units": "node", "long_name": "GPU nodes of each job in each rack"}),
+            "p_rack_kw": ("rack", p_rack_total, {"units": "kW", "long_name": "rack load after placement"}),
+            "p_rack_new_kw": ("rack", p_rack_new, {"units": "kW", "long_name": "rack load added by the placement"}),
+            "nodes_free_after": ("rack", prob.state.free_nodes - rack_nodes_new,
+                                 {"units": "node", "long_name": "free GPU nodes after placement"}),
+            "p_equipment_kw": ("equipment", p_equip[pe], {"units": "kW", "long_name": "load after placement (layout aggregation, no losses)"}),
+            "p_equipment_before_kw": ("equipment", prob.power_now_kw, {"units": "kW", "long_name": "load before placement"}),
+            "p_limit_kw": ("equipment", cap, {"units": "kW", "long_name": "power limit used (rating less reserve or override)"}),
+            "headroom_pu": ("equipment", 1 - p_equip[pe] / cap, {"units": "1", "long_name": "power headroom, fraction of the limit"}),
+            "power_limit_binding": ("equipment", _full(prob, "equipment_power_limit", _binding(lm, info, "equipment_power_limit"), False),
+                                    {"units": "1", "long_name": "power limit at its bound in the placement"}),
+            "q_loop_kw": ("loop", q_loop, {"units": "kW", "long_name": "heat into the facility loop after placement"}),
+            "q_loop_limit_kw": ("loop", prob.loop_cap_kw, {"units": "kW", "long_name": "design heat of the loop"}),
+        },
+        coords={"job": job_names, "array": array_ids, "rack": L.racks.ids, "equipment": eq_ids,
+                "equipment_kind": ("equipment", L.kind_array[pe]),
+                "loop": np.array(L.equip.ids)[prob.loops]},
+    )
+    if lm_relax is not None and relax_info is not None and relax_info.row_dual is not None:
+        sc = prob.value_scale
+        d = _full(prob, "equipment_power_limit", -lm_relax.dual(relax_info, "equipment_power_limit") * sc, 0.0)
+        ds["value_per_kw"] = ("equipment", d, {"units": "priority*GPU*h/kW",
+                                               "long_name": "marginal value of 1 kW more limit (dual, LP relaxation)"})
+        dl = _full(prob, "loop_heat_limit", -lm_relax.dual(relax_info, "loop_heat_limit") * sc, 0.0)
+        ds["value_per_kw_loop"] = ("loop", dl, {"units": "priority*GPU*h/kW",
+                                                "long_name": "marginal value of 1 kW more loop heat (dual, LP relaxation)"})
+    binding = binding_limits(prob, lm, info)
+    cc = cross_check(prob, ds)
+    ds.attrs.update({
+        "optimizer": "placement",
+        "objective_value": float(prob.value[y].sum()),
+        "value_requested": float(prob.value.sum()),
+        "min_headroom_pu": float(lm.value(info, "m")[0]),
+        "jobs_admitted": int(y.sum()),
+        "gpus_admitted": int(ds["gpus_placed"].sum()),
+        "binding_limits": "; ".join(binding) if binding else "none",
+        "rack_limit_rule": "rack power and CDU limits enforced per free node slot (conservative for uneven racks)",
+        "cross_check_max_overload_kw": cc["max_overload_kw"],
+        "cross_check": cc["summary"],
+        "reserve_pu": prob.options.reserve_pu,
+        **info.as_attrs(),
+    })
+    if relax_info is not None:
+        ds.attrs["relaxation_objective_value"] = (float(prob.value @ lm_relax.value(relax_info, "y"))
+                                                  if relax_info.has_solution else float("nan"))
+    return ds
+
+
+def _full(prob: PlacementProblem, fam: str, values: np.ndarray, fill) -> np.ndarray:
+    """Values on a family's active rows spread back over all its rows (inactive rows get `fill`)."""
+    n = {"equipment_power_limit": len(prob.power_equip), "loop_heat_limit": len(prob.loops),
+         "heat_rejection_limit": len(prob.rejection)}[fam]
+    out = np.full(n, fill, dtype=bool if isinstance(fill, bool) else float)
+    out[prob.active[fam]] = values
+    return out
+
+
+def binding_limits(prob: PlacementProblem, lm: LinearModel, info: SolveInfo) -> list[str]:
+    L = prob.layout
+    out = []
+    b = _full(prob, "equipment_power_limit", _binding(lm, info, "equipment_power_limit"), False)
+    for p in np.flatnonzero(b & (prob.power_cap_kw - prob.power_now_kw > 1e-6)):
+        e = prob.power_equip[p]
+        out.append(f"{L.equip.kind[e]} {L.equip.ids[e]} at {prob.power_cap_kw[p]:,.0f} kW")
+    for fam, ids, what in (("loop_heat_limit", prob.loops, "facility loop"),
+                           ("heat_rejection_limit", prob.rejection, "heat rejection")):
+        if fam in lm.families:
+            for p in prob.active[fam][_binding(lm, info, fam)]:
+                out.append(f"{what} {L.equip.ids[ids[p]]}")
+    nb = int(_binding(lm, info, "unit_free_nodes").sum())
+    if nb:
+        out.append(f"free nodes full in {nb} of {len(prob.unit_free)} units")
+    nc = int(_binding(lm, info, "cdu_heat_limit").sum())
+    if nc:
+        out.append(f"CDU heat full in {nc} segments")
+    return out
+
+
+def cross_check(prob: PlacementProblem, ds: xr.Dataset, tol_kw: float = 1e-3) -> dict:
+    """Feed the rack-level placement back through the layout's aggregation: every power limit, loop heat,
+    rack nameplate and in-rack CDU must hold, and no rack may hold more nodes than were free."""
+    L = prob.layout
+    over_p = ds["p_equipment_kw"].values - ds["p_limit_kw"].values
+    over_p = np.where(prob.power_now_kw > prob.power_cap_kw, 0.0, over_p)  # already over before: not ours
+    over_l = ds["q_loop_kw"].values - ds["q_loop_limit_kw"].values
+    over_l = np.where(prob.loop_now_kw > prob.loop_cap_kw, 0.0, over_l)
+    p_rack = ds["p_rack_kw"].values
+    over_r = np.where(ds["p_rack_new_kw"].values > 0, p_rack - L.racks.p_max_kw, 0.0)
+    neg_free = int((ds["nodes_free_after"].values < 0).sum())
+    worst = float(max(over_p.max(initial=0.0), over_l.max(initial=0.0), over_r.max(initial=0.0)))
+    ok = worst <= tol_kw and neg_free == 0
+    summary = ("ok: every power, loop and rack limit holds in the layout aggregation" if ok else
+               f"VIOLATION: worst overload {worst:.3f} kW, racks over-filled: {neg_free}")
+    return {"ok": ok, "max_overload_kw": worst, "overfilled_racks": neg_free, "summary": summary}
+
+
+def random_jobs(n: int, seed: int = 0, p_gpu_kw: tuple[float, float] = (0.45, 0.70)) -> list[PlacementJob]:
+    """A synthetic queue: sizes 64-8,192 GPUs (power-of-two, small jobs commoner), priority 1-5,
+    1-72 h, pod locality for jobs that fit one array, hall locality for most of the rest."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.choice([64, 128, 256, 512, 1024, 2048, 4096, 8192], size=n,
+                       p=[0.2, 0.2, 0.18, 0.14, 0.12, 0.08, 0.05, 0.03])
+    out = []
+    for i, g in enumerate(sizes.tolist()):
+        loc = "array" if g <= 512 and rng.random() < 0.5 else ("hall" if rng.random() < 0.8 else "none")
+        out.append(PlacementJob(name=f"job-{i:03d}", gpus=int(g), p_gpu_kw=float(rng.uniform(*p_gpu_kw)),
+                                priority=float(rng.integers(1, 6)), duration_h=float(rng.integers(1, 73)),
+                                locality=loc))
+    return out
+
+
+__all__ = [
+    "PlacementJob", "SiteState", "PlacementOptions", "PlacementProblem", "prepare", "build_placement",
+    "optimize_placement", "extract_placement", "explain_infeasible", "cross_check", "node_power_kw",
+    "reach_matrix", "random_jobs", "replace", "INF",
+]
