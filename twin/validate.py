@@ -42,6 +42,7 @@ import scipy.sparse as sp
 
 from twin.errors import Problem
 from twin.layout import ROLES, SiteLayout, expand
+from twin.paths import data_dir
 from twin.schema.components import (
     CONVERSION_KINDS,
     COOLING_KINDS,
@@ -327,10 +328,21 @@ def _reference_problem(layout, file, key, ref, allowed_kinds, what) -> Problem |
 
 
 def check_references(layout: SiteLayout, file: str) -> list[Problem]:
-    """fed_by / cooled_by of components and halls name existing equipment of a sensible kind."""
+    """fed_by / cooled_by of components and halls name existing equipment of a sensible kind; the
+    location's climate names shipped climate statistics."""
     w = _where(layout)
     site = layout.site
     problems = []
+    climates = sorted(p.stem for p in (data_dir() / "climate").glob("*.yaml"))
+    if site.location.climate not in climates:
+        problems.append(
+            Problem(
+                file,
+                "location.climate",
+                f"no climate statistics '{site.location.climate}' in data/climate; expected one of: "
+                f"{', '.join(climates)}",
+            )
+        )
     for i, comp in enumerate(site.components):
         if comp.fed_by and comp.kind in NO_FEED_KINDS:
             problems.append(

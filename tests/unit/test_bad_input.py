@@ -250,6 +250,12 @@ CASES = [
         "halls[0].fed_by[0]",
         ["'swgr-{hall}' uses {hall}", "expected only {n}"],
     ),
+    (
+        "unknown-climate",
+        lambda d: d["location"].__setitem__("climate", "atlantis"),
+        "location.climate",
+        ["no climate statistics 'atlantis' in data/climate", "expected one of: memphis"],
+    ),
 ]
 
 
