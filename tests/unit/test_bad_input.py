@@ -53,6 +53,19 @@ def _2n_feed_too_small(d):
     d["halls"][0].update({"fed_by": ["swgr", "swgr2"], "redundancy": "2N"})
 
 
+def _two_halls_same_unit_ids(d):
+    hall = d["halls"][0]
+    hall.update({"id": "hall-{n}", "count": 2})
+    hall["distribution"][0]["id"] = "tx{i}"  # no {parent}/{hall}: hall-2's tx1 is hall-1's tx1
+
+
+def _water_chiller_alone(d):
+    d["components"].append(
+        {"id": "ch", "kind": "chiller", "type": "water-cooled-chiller-3500kw", "fed_by": "swgr"}
+    )
+    _comp(d, LOOP)["cooled_by"] = "ch"
+
+
 def _air_chiller_with_tower(d):
     d["components"] += [
         {
@@ -249,6 +262,18 @@ CASES = [
         lambda d: d["halls"][0].__setitem__("fed_by", "swgr-{hall}"),
         "halls[0].fed_by[0]",
         ["'swgr-{hall}' uses {hall}", "expected only {n}"],
+    ),
+    (
+        "expanded-ids-collide",
+        _two_halls_same_unit_ids,
+        "halls[0].distribution[0].id",
+        ["expanded unit ids collide", "tx1", "expected a pattern that makes every unit unique"],
+    ),
+    (
+        "water-chiller-without-tower",
+        _water_chiller_alone,
+        "components[4].cooled_by",
+        ["water-cooled chiller 'ch' has no cooled_by", "cooling tower or dry cooler"],
     ),
     (
         "unknown-climate",
