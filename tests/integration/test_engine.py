@@ -144,3 +144,36 @@ def test_heat_wave_raises_cooling_power():
     assert (hot.t_dry_c.values[w] - base.t_dry_c.values[w]).min() == pytest.approx(8.0)
     assert hot.p_cooling_kw.values[w].sum() > base.p_cooling_kw.values[w].sum()
     np.testing.assert_allclose(hot.p_cooling_kw.values[:24], base.p_cooling_kw.values[:24], rtol=1e-9)
+
+
+def test_n1_table():
+    ds = twin.simulate(None, _sc(hours=24))
+    t = ds.twin.n1().set_index("component")
+    # a hall transformer strands exactly its racks' GPUs and overloads nothing
+    tx = t.loc["hall-1-tx1"]
+    from twin.sim.engine import site_layout
+
+    lay = site_layout("colossus-1")
+    below = [lay.index[f"hall-1-tx1-bw{i}"] for i in (1, 2, 3)]
+    assert tx.stranded_gpus == int(lay.racks.n_gpus[np.isin(lay.racks.feeder, below)].sum()) > 0
+    assert tx.overloaded == ""
+    # one of the two 90 MVA substation units cannot carry the peak alone (85.5 MW < peak demand)
+    peak_mw = float(ds.p_bus_kw.max()) / 1000
+    assert ("sub63" in t.loc["sub63"].overloaded) == (peak_mw > 85.5)
+    # the source groups: losing the utility feed leaves turbines + battery (247.5 + 150 MW) > the peak
+    assert t.loc["mlgw-sub63-feed"].supply_shortfall_mw == 0.0
+    k = ds.twin.kpis(n1=True)
+    assert k["n1_stranded_gpus_max"] == t.stranded_gpus.max() >= tx.stranded_gpus
+
+
+def test_whatif_events_and_table():
+    from twin.whatif import parse_event, whatif
+
+    assert parse_event("outage:sub63/1@2h+4h") == {"kind": "outage", "start_h": 2.0, "hours": 4.0,
+                                                   "component": "sub63", "units": 1}
+    assert parse_event("curtailment:80MW@10h+2h")["grid_import_max_kw"] == 80000.0
+    res = whatif(_sc(hours=12), ["curtailment:70MW@2h+3h", "outage:hall-3-tx5@1h+2h"])
+    tab = res.table.set_index("kpi")
+    assert tab.loc["energy_gas_turbine_mwh", "case"] > tab.loc["energy_gas_turbine_mwh", "base"] == 0.0
+    assert tab.loc["stranded_gpus_max", "difference"] > 0
+    assert res.case.p_source_kw.sel(source="grid").values[2:5].max() <= 70000 + 1e-6

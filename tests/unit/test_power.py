@@ -47,7 +47,6 @@ def test_psu_curve(tiny):
 
 def test_chain_aggregates_level_by_level(colossus):
     ch = PowerChain(colossus)
-    E = len(colossus.equip.ids)
     rng = np.random.default_rng(0)
     rack_kw = rng.uniform(0, 80, size=(3, len(colossus.racks)))
     rack_sum = np.asarray(colossus.rack_power_incidence.T @ rack_kw.T).T

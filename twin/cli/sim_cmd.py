@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -18,7 +19,7 @@ SHOWN = ("hours", "energy_facility_mwh", "pue", "p_facility_mean_mw", "p_facilit
          "band_energy_3_30_hz_mw2", "swing_60s_max_mw", "swing_within_step_max_mw", "energy_grid_mwh",
          "energy_gas_turbine_mwh", "energy_battery_discharge_mwh", "energy_unserved_mwh", "water_gal_per_day",
          "wue_l_kwh", "co2_t", "nox_t", "cost_total_usd", "headroom_min_pu", "headroom_min_equipment",
-         "stranded_gpus_max", "job_failures")
+         "stranded_gpus_max", "n1_stranded_gpus_max", "n1_stranded_mw_max", "n1_overloads", "job_failures")
 
 
 def _console():
@@ -64,11 +65,11 @@ def _run_with_progress(fn, label: str):
 
 @app.command("simulate")
 def simulate_cmd(
-    scenario: Path = typer.Argument(None, help="Scenario YAML (or use --site for the default scenario)"),
-    site: str = typer.Option(None, "--site", help="Site name or path: runs every GPU in training"),
-    hours: float = typer.Option(None, "--hours", help="Span in hours (default scenario: 24; overrides a file's)"),
-    step: str = typer.Option(None, "--step", help="Step: 1h, 15min, 1s, 0.1s"),
-    no_save: bool = typer.Option(False, "--no-save", help="Do not write the run to the run store"),
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (or use --site for the default scenario)")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Site name or path: runs every GPU in training")] = None,
+    hours: Annotated[float | None, typer.Option("--hours", help="Span in hours (default scenario: 24)")] = None,
+    step: Annotated[str | None, typer.Option("--step", help="Step: 1h, 15min, 1s, 0.1s")] = None,
+    no_save: Annotated[bool, typer.Option("--no-save", help="Do not write the run to the run store")] = False,
 ) -> None:
     """Simulate a scenario, print its KPIs and store the run (prints the run id)."""
     from twin.runs import save_run
@@ -91,7 +92,7 @@ def simulate_cmd(
     ds = _run_with_progress(lambda tick: simulate(None, sc, progress=tick), f"simulating {sc.name}")
     import twin.accessor  # noqa: F401
 
-    k = ds.twin.kpis()
+    k = ds.twin.kpis(n1=True)
     con = _console()
     con.print(_kpi_table(k, f"{sc.name} on {ds.attrs['site']}: {sc.hours:g} h at {sc.step}"))
     if not no_save:
@@ -118,7 +119,7 @@ def runs_list() -> None:
 
 
 @runs_app.command("show")
-def runs_show(run_id: str = typer.Argument(..., help="Run id from `twin runs list`")) -> None:
+def runs_show(run_id: Annotated[str, typer.Argument(help="Run id from `twin runs list`")]) -> None:
     """KPIs and scenario of one stored run."""
     from twin.runs import run_path, run_summary
 
@@ -131,9 +132,9 @@ def runs_show(run_id: str = typer.Argument(..., help="Run id from `twin runs lis
 
 @app.command("whatif")
 def whatif_cmd(
-    base: Path = typer.Argument(..., help="Baseline scenario YAML"),
-    event: list[str] = typer.Option(None, "--event", help="e.g. outage:hall-1-tx1@2h+4h (repeatable)"),
-    file: Path = typer.Option(None, "--file", help="What-if YAML with events and/or changes"),
+    base: Annotated[Path, typer.Argument(help="Baseline scenario YAML")],
+    event: Annotated[list[str] | None, typer.Option("--event", help="e.g. outage:hall-1-tx1@2h+4h (repeatable)")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="What-if YAML with events and/or changes")] = None,
 ) -> None:
     """Run the baseline and the changed case; print their KPIs side by side with the differences."""
     from rich.table import Table

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-
 RECHARGE_H = 1.0  # time constant of the battery's return to its target SOC
 
 

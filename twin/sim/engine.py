@@ -300,7 +300,7 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     segs = _segments(sc, layout, t_rel)
     chains: dict[tuple, PowerChain] = {}
     seg_chain = []
-    for a, b, state in segs:
+    for _a, _b, state in segs:
         key = tuple(sorted(state.items()))
         if key not in chains:
             chains[key] = PowerChain(layout, state)
@@ -376,7 +376,7 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     stranded_gpus = np.zeros(n)
     feeder = layout.racks.feeder
     results = []
-    for (a, b, state), ch, dead in zip(segs, seg_chain, rack_dead_seg, strict=True):
+    for (a, b, _state), ch, dead in zip(segs, seg_chain, rack_dead_seg, strict=True):
         live_r = ~dead
         S = sp.csr_matrix((live_r.astype(float), (cls, feeder)), shape=(len(rc.group), E))
         n_live = np.bincount(cls, weights=live_r.astype(float), minlength=len(rc.group))
@@ -575,7 +575,7 @@ def _cdu_pump(layout, rc) -> np.ndarray:
 def _grid_import(segs, seg_chain, results, p_in, p_out, grid_bus, demand):
     share = np.divide(grid_bus, demand, out=np.zeros_like(demand), where=demand > 0)
     up_loss = np.zeros(len(demand))
-    for (a, b, _), ch, res in zip(segs, seg_chain, results, strict=True):
+    for (a, b, _), ch in zip(segs, seg_chain, strict=True):
         if not ch.upstream.any():
             continue
         r = ChainResult(p_in[a:b], p_out[a:b])  # views: run_upstream writes the upstream columns in place
