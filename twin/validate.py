@@ -286,7 +286,7 @@ def check_unique_ids(layout: SiteLayout, file: str) -> list[Problem]:
             Problem(
                 file,
                 f"{key}.id",
-                f"{len(ids)} expanded unit ids collide with ids used elsewhere "
+                f"{len(ids)} expanded unit id(s) collide with ids used elsewhere "
                 f"({_ids(ids)}; first at {where_first[key]}); expected a pattern that makes every "
                 "unit unique, e.g. '{parent}-tx{i}'",
             )

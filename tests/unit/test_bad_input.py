@@ -267,7 +267,7 @@ CASES = [
         "expanded-ids-collide",
         _two_halls_same_unit_ids,
         "halls[0].distribution[0].id",
-        ["expanded unit ids collide", "tx1", "expected a pattern that makes every unit unique"],
+        ["expanded unit id(s) collide", "tx1", "expected a pattern that makes every unit unique"],
     ),
     (
         "water-chiller-without-tower",
