@@ -422,7 +422,8 @@ def reduce_model(prob: PlacementProblem) -> None:
     # inactive power rows still bound the smallest headroom m from above
     inactive = np.setdiff1d(np.arange(len(prob.power_equip)), prob.active["equipment_power_limit"])
     head_now = (prob.power_cap_kw - prob.power_now_kw) / prob.power_cap_kw
-    prob.m_ub = float(min(1.0, head_now[inactive].min(initial=1.0)))
+    head_now = head_now[inactive]
+    prob.m_ub = float(min(1.0, head_now[head_now > 0].min(initial=1.0)))
 
     # eligibility per (job, unit): every segment of the unit must take the job
     nj = len(prob.jobs)
@@ -573,10 +574,15 @@ def define_power_limits(lm, prob) -> None:
     G = prob.unit_G[f].tocoo()
     lm.rows(f, len(act), [("p_unit", G.col, G.row, G.data)], ub=limit_rhs(prob)[f][act],
             long_name="load of each power equipment <= its rating less reserve (active rows)", dual_units="value/kW")
+    # equipment already over its limit before placement cannot take new load (rhs 0 above); it is left
+    # out of the balance so that m measures the headroom the placement can still change
     cap, now = prob.power_cap_kw[act], prob.power_now_kw[act]
-    lm.rows("balanced_headroom", len(act),
-            [("p_unit", G.col, G.row, G.data / cap[G.col]), ("m", None, np.zeros(len(act), int), 1.0)],
-            ub=(cap - now) / cap, long_name="smallest power headroom m <= every equipment's headroom")
+    ok = now < cap
+    sel = ok[G.col]
+    k = np.cumsum(ok) - 1
+    lm.rows("balanced_headroom", int(ok.sum()),
+            [("p_unit", k[G.col[sel]], G.row[sel], G.data[sel] / cap[G.col[sel]]), ("m", None, np.zeros(int(ok.sum()), int), 1.0)],
+            ub=((cap - now) / cap)[ok], long_name="smallest power headroom m <= every equipment's headroom")
 
 
 def define_heat_limits(lm, prob) -> None:
@@ -733,8 +739,8 @@ def full_start(prob: PlacementProblem, lm: LinearModel, x: np.ndarray, y: np.nda
     put("p_unit", np.bincount(prob.unit_of_seg, weights=p_seg, minlength=nu))
     G = segment_limit_matrices(prob)["equipment_power_limit"]
     cap = prob.power_cap_kw
-    head = (cap - prob.power_now_kw - G.T @ p_seg) / cap
-    put("m", min(prob.m_ub, float(head.min())) if head.size else prob.m_ub)
+    head = ((cap - prob.power_now_kw - G.T @ p_seg) / cap)[prob.power_now_kw < cap]
+    put("m", max(-1.0, min(prob.m_ub, float(head.min()))) if head.size else prob.m_ub)
     return col
 
 
@@ -1016,6 +1022,7 @@ def extract_placement(prob: PlacementProblem, lm: LinearModel, info: SolveInfo, 
         "objective_value": float(prob.value[y].sum()),
         "value_requested": float(prob.value.sum()),
         "min_headroom_pu": float(lm.value(info, "m")[0]),
+        "equipment_over_limit_before": ", ".join(np.array(L.equip.ids)[prob.power_equip[prob.power_now_kw > prob.power_cap_kw]]) or "none",
         "jobs_admitted": int(y.sum()),
         "gpus_admitted": int(ds["gpus_placed"].sum()),
         "binding_limits": "; ".join(binding) if binding else "none",
