@@ -416,3 +416,15 @@ def test_dataset_carries_units_and_bad_input_names_the_argument(tmp_path):
         simulate_cooling(lay, ql, qa, 30.0, 22.0, 3600.0, outages={"ghost": 1})
     with pytest.raises(InputError, match="t_dry_c"):
         simulate_cooling(lay, ql, qa, np.zeros(3), 22.0, 3600.0)
+
+
+def test_without_rack_outputs_the_loops_and_plant_are_unchanged(colossus):
+    T = 30
+    ql0, qa0 = _colossus_heat(colossus)
+    s = np.linspace(0.2, 1.0, T)[:, None]
+    full = simulate_cooling(colossus, s * ql0, s * qa0, 30.0, 22.0, 60.0)
+    lean = simulate_cooling(colossus, s * ql0, s * qa0, 30.0, 22.0, 60.0, rack_outputs=False)
+    assert lean.t_cdu_supply_c is None and lean.p_rack_aux_kw is None
+    for name in ("q_loop_kw", "t_supply_c", "p_consumer_kw", "p_cooling_kw", "water_m3_h"):
+        np.testing.assert_allclose(getattr(lean, name), getattr(full, name), rtol=1e-12)
+    np.testing.assert_allclose(full.p_rack_aux_loop_kw.sum(1), full.p_rack_aux_kw.sum(1, dtype=np.float64), rtol=1e-6)

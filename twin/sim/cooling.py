@@ -119,9 +119,9 @@ class CoolingResult:
     consumer_equip: np.ndarray  # (C,) equip indices
     t_cdu_max_c: np.ndarray  # (R,) highest allowed CDU secondary supply (NaN: rack without CDU)
     # per rack (T, R)
-    t_cdu_supply_c: np.ndarray  # CDU secondary supply (NaN: rack without CDU)
-    flow_cdu_m3_h: np.ndarray  # CDU secondary flow (0: rack without CDU)
-    p_rack_aux_kw: np.ndarray  # CDU pump + rear-door fans, electric
+    t_cdu_supply_c: np.ndarray | None  # CDU secondary supply (NaN: rack without CDU); None if not asked for
+    flow_cdu_m3_h: np.ndarray | None  # CDU secondary flow (0: rack without CDU)
+    p_rack_aux_kw: np.ndarray | None  # CDU pump + rear-door fans, electric
     # per loop (T, L)
     q_loop_kw: np.ndarray  # heat into the loop: racks + rack aux + air handlers + loop pumps
     q_rejected_loop_kw: np.ndarray  # heat the plant removed from the loop
@@ -135,6 +135,7 @@ class CoolingResult:
     flow_loop_m3_h: np.ndarray
     p_pump_kw: np.ndarray  # loop pumps, electric
     p_ahu_kw: np.ndarray  # hall air handler fans, electric (booked on the loop's consumer)
+    p_rack_aux_loop_kw: np.ndarray  # p_rack_aux_kw summed over the loop's racks (on rack feeders, not the loop's)
     # per heat-rejection component (T, P)
     q_plant_kw: np.ndarray  # chillers: heat taken from loops; towers/dry coolers: heat rejected outdoors
     q_free_kw: np.ndarray  # chillers: part removed by free cooling (economiser); towers/dry coolers: = q_plant
@@ -176,6 +177,7 @@ class CoolingResult:
         "flow_loop_m3_h": ("m3/h", "facility water flow"),
         "p_pump_kw": ("kW", "facility loop pumps, electric"),
         "p_ahu_kw": ("kW", "hall air handler fans, electric"),
+        "p_rack_aux_loop_kw": ("kW", "rack cooling auxiliaries of the loop's racks, electric"),
         "q_plant_kw": ("kW", "heat handled by the heat-rejection component"),
         "q_free_kw": ("kW", "heat removed without compressors (free cooling)"),
         "units_on": ("1", "units running"),
@@ -201,7 +203,7 @@ class CoolingResult:
     DIMS = {"rack": ("t_cdu_supply_c", "flow_cdu_m3_h", "p_rack_aux_kw"),
             "loop": ("q_loop_kw", "q_rejected_loop_kw", "q_stored_loop_kw", "e_stored_loop_kwh", "q_unmet_loop_kw",
                      "e_unmet_loop_kwh", "t_supply_c", "t_supply_set_c", "t_return_c", "flow_loop_m3_h",
-                     "p_pump_kw", "p_ahu_kw"),
+                     "p_pump_kw", "p_ahu_kw", "p_rack_aux_loop_kw"),
             "plant": ("q_plant_kw", "q_free_kw", "units_on", "units_available", "capacity_kw", "cop",
                       "t_condenser_in_c", "p_compressor_kw", "p_fan_kw", "p_plant_kw", "evaporation_m3_h",
                       "blowdown_m3_h", "drift_m3_h", "water_plant_m3_h"),
@@ -214,7 +216,7 @@ class CoolingResult:
         dim_of = {v: d for d, vs in self.DIMS.items() for v in vs}
         data = {}
         for f in fields(self):
-            if f.name not in self.UNITS:
+            if f.name not in self.UNITS or getattr(self, f.name) is None:
                 continue
             units, long_name = self.UNITS[f.name]
             dims = ("time", dim_of[f.name]) if f.name in dim_of else ("time",)
@@ -240,6 +242,29 @@ def _affine_scan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         a[s:] = a[s:] * a[:-s]
         s *= 2
     return b
+
+
+class _LoopSum:
+    """Sum (T, R) columns into (T, L) loops: np.add.reduceat when racks come in loop order (one block per loop,
+    the usual layout), else one matmul with a 0/1 matrix. Result float64."""
+
+    def __init__(self, rack_loop: np.ndarray, L: int):
+        self.L = L
+        self.rack_loop = rack_loop
+        order_ok = len(rack_loop) > 0 and np.all(np.diff(rack_loop) >= 0)
+        self.starts = np.flatnonzero(np.r_[True, np.diff(rack_loop) > 0]) if order_ok else None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        T = x.shape[0]
+        out = np.zeros((T, self.L))
+        if x.shape[1] == 0:
+            return out
+        if self.starts is not None:
+            out[:, self.rack_loop[self.starts]] = np.add.reduceat(x, self.starts, axis=1, dtype=np.float64)
+            return out
+        M = np.zeros((x.shape[1], self.L), dtype=x.dtype)
+        M[np.arange(x.shape[1]), self.rack_loop] = 1.0
+        return (x @ M).astype(np.float64)
 
 
 def _lindley(x: np.ndarray) -> np.ndarray:
@@ -285,8 +310,14 @@ def simulate_cooling(
     dt_s: float | np.ndarray,
     setpoints: CoolingSetpoints | Mapping[str, float | np.ndarray] | None = None,
     outages: Mapping[str, int | np.ndarray] | None = None,
+    rack_outputs: bool = True,
 ) -> CoolingResult:
-    """Cooling and water for every step; see the module docstring for the model and CoolingResult for outputs."""
+    """Cooling and water for every step; see the module docstring for the model and CoolingResult for outputs.
+
+    rack_outputs=False skips the (T, R) outputs (t_cdu_supply_c, flow_cdu_m3_h, p_rack_aux_kw are None; the rack
+    auxiliaries are still in the loop heat and p_cooling_kw, and their per-loop sum is p_rack_aux_loop_kw): use it
+    for long 0.1 s runs where per-rack CDU temperatures are not wanted.
+    """
     q_liquid_kw = np.asarray(q_liquid_kw, dtype=np.float32)
     q_air_kw = np.asarray(q_air_kw, dtype=np.float32)
     if q_liquid_kw.ndim != 2 or q_liquid_kw.shape != q_air_kw.shape or q_liquid_kw.shape[1] != len(layout.racks):
@@ -347,25 +378,42 @@ def simulate_cooling(
     air_design = air_design * r.n_nodes + per_group(lambda i: i.rack.p_it_max_kw)
     air_design = np.where(has_door, 0.0, air_design).astype(np.float32)
 
-    # T x R work in float32, in place, one pass per operation (this is the hot part of a year x every rack)
+    # T x R work in float32, whole arrays, in place where possible: this is the hot part of a year x every rack.
     inv_cdu = np.where(has_cdu, 1.0 / np.where(has_cdu, cdu_q, 1.0), 0.0).astype(np.float32)
-    cdu_load = q_liquid_kw * inv_cdu  # (T, R) CDU load fraction (0 without CDU)
-    flow_cdu = np.clip(cdu_load, FLOW_MIN_PU, 1.0)  # flow fraction for now
-    p_aux = flow_cdu * flow_cdu
-    p_aux *= flow_cdu
-    p_aux *= cdu_pump  # 0 for racks without CDU
-    flow_cdu *= cdu_flow  # m3/h, 0 without CDU
     dcols = np.flatnonzero(has_door)
-    if len(dcols):
-        spd = np.clip(q_air_kw[:, dcols] / door_q[dcols], FAN_SPEED_MIN_PU, 1.0)
-        p_aux[:, dcols] += door_fan[dcols] * spd**3
+    to_loops = _LoopSum(rack_loop, L)
 
-    # rack -> loop sums by matmuls (no T x R temporaries)
-    M = np.zeros((R, L), dtype=np.float32)
-    M[np.arange(R), rack_loop] = 1.0
-    q_racks = (q_liquid_kw @ M).astype(np.float64) + (q_air_kw @ M) + (p_aux @ M)  # (T, L)
-    q_air_nodoor = (q_air_kw @ (M * (~has_door)[:, None])).astype(np.float64)
-    air_design_loop = air_design.astype(np.float64) @ M
+    def rack_pass(ql, qa):
+        """CDU load fraction, CDU flow fraction, rack auxiliaries (T, R) and the loop sums of one block of steps."""
+        load = ql * inv_cdu  # CDU load fraction (0 without CDU)
+        flow = np.clip(load, FLOW_MIN_PU, 1.0)  # CDU pump flow fraction
+        aux = flow * flow
+        aux *= flow
+        aux *= cdu_pump  # 0 for racks without CDU
+        qa_door = qa[:, dcols]
+        if len(dcols):
+            aux[:, dcols] += door_fan[dcols] * np.clip(qa_door / door_q[dcols], FAN_SPEED_MIN_PU, 1.0) ** 3
+        aux_loop = to_loops(aux)
+        air_loop = to_loops(qa)
+        q_loop = to_loops(ql) + air_loop + aux_loop
+        air_nodoor = air_loop - door_loops(qa_door)
+        air_nodoor[air_nodoor <= 1e-9 * air_loop] = 0.0  # rounding left over when every rack has a door
+        return load, flow, aux, q_loop, aux_loop, air_nodoor
+
+    door_loops = _LoopSum(rack_loop[dcols], L)
+    # Blocks of steps that stay in cache (a few hundred blocks for a year, not a loop over steps).
+    q_racks, p_aux_loop, q_air_nodoor = np.empty((T, L)), np.empty((T, L)), np.empty((T, L))
+    if rack_outputs:
+        t_cdu, flow_cdu, p_aux = (np.empty((T, R), dtype=np.float32) for _ in range(3))
+    block = max(1, (1 << 18) // max(R, 1))
+    for s0 in range(0, T, block):
+        sl = slice(s0, min(s0 + block, T))
+        load, flow, aux, q_racks[sl], p_aux_loop[sl], q_air_nodoor[sl] = rack_pass(q_liquid_kw[sl], q_air_kw[sl])
+        if rack_outputs:
+            np.multiply(flow, cdu_flow, out=flow_cdu[sl])  # m3/h, 0 without CDU
+            np.multiply(load, cdu_app, out=t_cdu[sl])  # approach; the loop supply is added below
+            p_aux[sl] = aux
+    air_design_loop = to_loops(air_design[None, :])[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         ahu_speed = np.clip(np.where(air_design_loop > 0, q_air_nodoor / air_design_loop, 0.0), FAN_SPEED_MIN_PU, 1.0)
     p_ahu = np.where(q_air_nodoor > 0, AHU_FAN_KW_PER_KW * air_design_loop * ahu_speed**3, 0.0)
@@ -617,20 +665,20 @@ def simulate_cooling(
     for k, e in enumerate(plant):
         if int(e) in cpos:
             p_consumer[:, cpos[int(e)]] += p_plant[:, k]
-    p_rack_aux_total = p_aux.sum(axis=1, dtype=np.float64)
-    p_cooling = p_plant.sum(axis=1) + p_pump.sum(axis=1) + p_ahu.sum(axis=1) + p_rack_aux_total
+    p_cooling = p_plant.sum(axis=1) + p_pump.sum(axis=1) + p_ahu.sum(axis=1) + p_aux_loop.sum(axis=1)
 
-    # CDU secondary supply: loop supply + approach x load (in place over cdu_load)
-    t_cdu = cdu_load
-    t_cdu *= cdu_app
+    # CDU secondary supply: loop supply + approach x load (approach already in t_cdu)
     t_sup32 = t_supply.astype(np.float32)
-    for j in range(L):  # racks of a loop are usually one contiguous block: add in place, no T x R temporary
+    for j in range(L if rack_outputs else 0):  # racks of a loop are usually one contiguous block: add in place, no T x R temporary
         cols = np.flatnonzero(rack_loop == j)
         if len(cols) and cols[-1] - cols[0] + 1 == len(cols):
             t_cdu[:, cols[0]:cols[-1] + 1] += t_sup32[:, j:j + 1]
         elif len(cols):
             t_cdu[:, cols] += t_sup32[:, j:j + 1]
-    t_cdu[:, ~has_cdu] = np.nan
+    if rack_outputs:
+        t_cdu[:, ~has_cdu] = np.nan
+    else:
+        t_cdu = flow_cdu = p_aux = None
 
     to_m3_h = 3600.0 / WATER_RHO_KG_M3
     return CoolingResult(
@@ -641,6 +689,7 @@ def simulate_cooling(
         e_stored_loop_kwh=(E_loop - E_start) / 3600.0, q_unmet_loop_kw=q_unmet_loop,
         e_unmet_loop_kwh=U_loop / 3600.0, t_supply_c=t_supply, t_supply_set_c=t_set_eff, t_return_c=t_return,
         flow_loop_m3_h=flow * to_m3_h, p_pump_kw=p_pump, p_ahu_kw=p_ahu,
+        p_rack_aux_loop_kw=p_aux_loop,
         q_plant_kw=q_plant, q_free_kw=q_free, units_on=units_on, units_available=units_avail,
         capacity_kw=np.where(primary, capacity, cap_units), cop=cop, t_condenser_in_c=t_cond,
         p_compressor_kw=p_comp, p_fan_kw=p_fan, p_plant_kw=p_plant,
