@@ -3,7 +3,9 @@
 One call, vectorised over time x rack, time x loop and time x plant unit (Python loops only over the handful of
 loops, heat-rejection components and loop groups):
 
-    res = simulate_cooling(layout, q_liquid_kw, q_air_kw, t_dry_c, t_wet_c, dt_s, setpoints=None, outages=None)
+    res = simulate_cooling(layout, q_liquid_kw, q_air_kw, t_dry_c, t_wet_c, dt_s, setpoints=None, outages=None,
+                           rack_outputs=True)
+    ds = res.to_dataset(time, rack_ids, consumer_ids)   # dims time, rack, loop, plant, consumer; units in attrs
 
 Inputs (kW are step means):
   q_liquid_kw  (T, R)  heat each rack's cold plates put into its CDU
@@ -12,6 +14,7 @@ Inputs (kW are step means):
   dt_s         scalar or (T,)  step lengths
   setpoints    CoolingSetpoints or {loop id: t_supply_c (float or (T,))}: overrides the loops' supply setpoints
   outages      {equipment id: units out (int or (T,))}: chiller/tower/dry-cooler units, or loop pumps, out of service
+  rack_outputs False skips the (T, R) outputs (long 0.1 s runs); loop, plant and totals are unchanged
 
 The model, step by step (every constant below is a documented, assumed engineering value):
 
@@ -63,7 +66,9 @@ form (cumulative sum minus its running minimum). q_rejected = q_dem - dU/dt <= c
 q_dem not rejected in the step, and the supply temperature rises by U / C of the group (all loops of a group
 warm together). When capacity returns, the plant runs flat out until the backlog is gone. Performance (COP, free
 cooling, fans) is evaluated at the setpoint, not the raised temperature (conservative). A loop's transport
-limit is its available pumps' flow at DT_LOOP_MAX_PU x design range.
+limit is its available pumps' flow at DT_LOOP_MAX_PU x design range. Nothing caps the rise: a long outage drives
+the supply far above what the IT tolerates, which is the caller's cue (t_cdu_supply_c against t_cdu_max_c) to
+throttle or trip the racks; this module does not feed that back into the heat.
 """
 
 from __future__ import annotations
