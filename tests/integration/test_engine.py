@@ -36,20 +36,27 @@ def _check_conservation(ds, rtol=1e-9):
 def test_conservation_hourly_with_events():
     sc = _sc(events=[{"kind": "outage", "component": "hall-2-tx3", "start_h": 5, "hours": 6},
                      {"kind": "outage", "component": "sub63", "units": 1, "start_h": 20, "hours": 4},
-                     {"kind": "curtailment", "start_h": 30, "hours": 3, "grid_import_max_kw": 60000}])
+                     {"kind": "curtailment", "start_h": 30, "hours": 3, "grid_import_max_kw": 60000},
+                     {"kind": "outage", "component": "megapack", "start_h": 29, "hours": 5},
+                     {"kind": "curtailment", "start_h": 40, "hours": 2, "grid_import_max_kw": 70000}])
     ds = twin.simulate(None, sc)
     _check_conservation(ds)
     # the transformer's racks are stranded during its outage only
     stranded = ds.stranded_gpus.values
     assert stranded[5:11].min() > 0 and stranded[:5].max() == 0 and stranded[11:].max() == 0
     assert ds.sel(equipment="hall-2-tx3").p_equipment_in_kw.values[5:11].max() == 0
-    # curtailment: grid import within the limit, turbines in whole units make up the rest
+    # curtailment with the battery out: grid import within the limit, turbines in whole units make up the rest
     grid = ds.p_source_kw.sel(source="grid").values
     assert grid[30:33].max() <= 60000 + 1e-6
     gt = ds.p_source_kw.sel(source="gas_turbine").values
     assert gt[30:33].min() > 0 and ds.p_unserved_kw.values.max() == 0
     units = ds.turbines_online.values[30:33]
     assert np.all(gt[30:33] <= units * 16500 + 1e-6) and np.all(gt[30:33] > (units - 1) * 16500)
+    # with the battery in service, a short curtailment is carried by the battery (turbines cover what grid and
+    # battery cannot)
+    assert gt[40:42].max() == 0 and grid[40:42].max() <= 70000 + 1e-6
+    batt = ds.p_source_kw.sel(source="battery").values
+    assert batt[40:42].min() > 0 and ds.battery_soc_kwh.values[41] < ds.battery_soc_kwh.values[39]
     # substation unit lost: the other unit carries the grid's share without exceeding its rating
     sub = ds.sel(equipment="sub63").loading_pu.values
     assert sub[20:24].max() <= 1.0 + 1e-6
@@ -172,7 +179,7 @@ def test_whatif_events_and_table():
     assert parse_event("outage:sub63/1@2h+4h") == {"kind": "outage", "start_h": 2.0, "hours": 4.0,
                                                    "component": "sub63", "units": 1}
     assert parse_event("curtailment:80MW@10h+2h")["grid_import_max_kw"] == 80000.0
-    res = whatif(_sc(hours=12), ["curtailment:70MW@2h+3h", "outage:hall-3-tx5@1h+2h"])
+    res = whatif(_sc(hours=12), ["curtailment:70MW@2h+3h", "outage:megapack@0h+6h", "outage:hall-3-tx5@1h+2h"])
     tab = res.table.set_index("kpi")
     assert tab.loc["energy_gas_turbine_mwh", "case"] > tab.loc["energy_gas_turbine_mwh", "base"] == 0.0
     assert tab.loc["stranded_gpus_max", "difference"] > 0

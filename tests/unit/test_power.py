@@ -119,3 +119,15 @@ def test_dispatch_battery_soc_bounds_and_unserved():
     assert r.soc_kwh.min() >= 3_000.0 - 1e-6
     assert r.unserved_kw[-1] == pytest.approx(10_000.0)  # empty battery: the excess over the cap is unserved
     np.testing.assert_allclose(r.grid_kw + r.batt_kw + r.unserved_kw, d)
+
+
+def test_dispatch_battery_first_then_turbines_when_it_runs_dry():
+    d = np.full(10, 160_000.0)
+    f = dispatch_rules.Fleet(np.full(10, 150_000.0), None, np.full(10, 15), 16500.0, 0.5, np.full(10, 20_000.0),
+                             30_000.0, 0.1, 1.0, 0.81)
+    r = dispatch_rules.dispatch(d, f, 3600.0, soc0_pu=0.9, commit_window_s=3600.0)
+    assert r.unserved_kw.max() == pytest.approx(0.0, abs=1e-6)
+    assert r.batt_kw[0] == pytest.approx(10_000.0) and r.turbines_online[0] == 0  # battery first
+    assert r.turbines_online[-1] == 1 and r.gt_kw[-1] == pytest.approx(10_000.0)  # one unit once it is empty
+    assert r.soc_kwh.min() >= 3_000.0 - 1e-6
+    np.testing.assert_allclose(r.grid_kw + r.gt_kw + r.batt_kw, d)

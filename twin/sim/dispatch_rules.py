@@ -1,9 +1,10 @@
 """Rule-based supply split between grid, gas turbines and battery (the optimal dispatch is optimizers/dispatch.py).
 
 Rules, in order, at every step (all at the site's medium-voltage bus):
-1. Turbines are committed in whole units to cover the part of the demand, averaged over the commitment window,
-   that the grid limit (contract cap, curtailment, substation capacity) cannot carry; units run at least at
-   their minimum stable load and follow the instantaneous shortfall above it.
+1. Turbines are committed in whole units, window by window (15 min by default), to cover the largest shortfall
+   of the window under the grid limit (contract cap, curtailment, substation capacity), less what the battery
+   can sustain over the window from its starting charge; units run at least at their minimum stable load and
+   follow the instantaneous shortfall above it (turbine ramp limits are not modelled at this level).
 2. The grid takes the rest up to its limit. With battery smoothing (or a grid ramp limit) the grid follows the
    net demand through a first-order lag, so fast swings go to the battery.
 3. The battery covers what is left (discharge positive), within its power and state-of-charge limits, and
@@ -61,6 +62,16 @@ def block_mean(x: np.ndarray, n: int) -> np.ndarray:
     return (sums / counts)[k]
 
 
+def block_max(x: np.ndarray, n: int) -> np.ndarray:
+    """Max over consecutive blocks of n samples, held over each block."""
+    if n <= 1:
+        return x.copy()
+    k = np.arange(len(x)) // n
+    out = np.full(k[-1] + 1, -np.inf)
+    np.maximum.at(out, k, x)
+    return out[k]
+
+
 def dispatch(
     demand_kw: np.ndarray,
     fleet: Fleet,
@@ -73,15 +84,37 @@ def dispatch(
     commit_window_s: float = 900.0,
 ) -> DispatchResult:
     d = np.asarray(demand_kw, np.float64)
+    len(d)
+    dt_s / 3600.0
+    window = max(1, int(round(commit_window_s / dt_s)))
+    # 1. turbines, window by window, for the largest shortfall of the window under the grid limit, less what the
+    #    battery can sustain for the window from its starting charge. If the battery then runs dry somewhere,
+    #    the windows where load went unserved commit units for their whole shortfall and the pass repeats
+    #    (a few passes at most: every pass only adds units, which leaves the battery more charge later).
+    short = np.maximum(d - fleet.grid_max_kw, 0.0)
+    need = block_max(short, window)
+    if fleet.batt_e_max_kwh > 0 and smoothing_tau_s is None:
+        span_h = window * dt_s / 3600.0
+        sustain = np.minimum(fleet.batt_p_max_kw,
+                             fleet.batt_e_max_kwh * max(soc0_pu - fleet.batt_soc_min_pu, 0.0) / max(span_h, 1e-9))
+        need = np.maximum(need - sustain, 0.0)
+    for _ in range(5):
+        res = _dispatch_given(d, need, fleet, dt_s, window, smoothing_tau_s, soc0_pu, soc_target_pu, turbines0)
+        if fleet.gt_unit_kw <= 0 or not np.any(res.unserved_kw > 1e-6):
+            return res
+        lacking = block_max(res.unserved_kw, window) > 1e-6
+        more = np.where(lacking, np.maximum(need, block_max(short, window)), need)
+        if np.array_equal(more, need):
+            return res
+        need = more
+    return res
+
+
+def _dispatch_given(d, need, fleet: Fleet, dt_s, window, smoothing_tau_s, soc0_pu, soc_target_pu, turbines0):
     T = len(d)
     dt_h = dt_s / 3600.0
-    # 1. turbines: whole units for the sustained shortfall
-    window = max(1, int(round(commit_window_s / dt_s)))
-    d_slow = block_mean(d, window)
-    short_slow = np.maximum(d_slow - fleet.grid_max_kw, 0.0)
-    has_gt = fleet.gt_unit_kw > 0
-    if has_gt:
-        units = np.ceil(short_slow / fleet.gt_unit_kw - 1e-9)
+    if fleet.gt_unit_kw > 0:
+        units = np.ceil(need / fleet.gt_unit_kw - 1e-9)
         units = np.minimum(units, fleet.gt_units)
         if turbines0:
             # units already online stay on through the first commitment window (no instant shut-down)
