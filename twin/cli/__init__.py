@@ -19,7 +19,7 @@ from twin.cli import dash_cmd  # noqa: E402,F401
 def main() -> None:
     """Console entry point: bad input prints every problem and exits 1, never a traceback."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
     except InputError as exc:
         from rich.console import Console
 
@@ -34,6 +34,8 @@ def main() -> None:
         sys.exit(1)
     except SystemExit:
         raise
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
     except Exception as exc:
         # Usage errors of the click that typer bundles arrive here in non-standalone mode.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
