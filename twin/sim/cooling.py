@@ -57,7 +57,8 @@ shares the load in proportion to its available capacity (units - outage) x q_uni
   setpoint is raised to that floor (a heat wave raises the supply temperature, heat is still rejected).
 * Towers' water: evaporation by the CTI rule 0.00085 per degF of range x circulating flow, i.e.
   EVAP_M3_H_PER_KW = 0.00153 / (rho c_p) x 3600 ~ 1.32 m3/h per MW of heat rejected (about 88 % of the heat
-  leaves as latent heat at 2,400 kJ/kg); blowdown = evaporation / (cycles - 1); drift = drift_pu x circulating
+  leaves as latent heat at 2,400 kJ/kg; constant through the year, so winter evaporation is overstated, where in
+  practice more of the heat leaves as sensible heat); blowdown = evaporation / (cycles - 1); drift = drift_pu x circulating
   flow at TOWER_RANGE_K. water = evaporation + blowdown + drift.
 
 Shortfall.  If a group cannot reject q_dem (outage, tower short, pumps lost), the heat stays in the loop water:
