@@ -34,11 +34,11 @@ def main() -> None:
         sys.exit(1)
     except SystemExit:
         raise
-    if isinstance(rc, int) and rc:
-        sys.exit(rc)
     except Exception as exc:
         # Usage errors of the click that typer bundles arrive here in non-standalone mode.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
