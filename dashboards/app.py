@@ -19,7 +19,7 @@ from dash import Dash, Input, Output, dcc, html
 
 from dashboards.context import EXTENSION_KEY, TwinContext, build_context
 
-TICK_MS = 1000  # pages refresh from the twin at least once a second
+TICK_MS = 900  # pages refresh from the twin at least once a second (margin for the round trip)
 _HERE = Path(__file__).resolve().parent
 
 

@@ -24,7 +24,7 @@ from twin.layout import SiteLayout
 
 # Scalar time series the dashboard reads from a result, when present: name -> label.
 SCALARS = ("p_it_kw", "p_facility_kw", "p_cooling_kw", "p_loss_kw", "battery_soc_kwh", "turbines_online",
-           "t_dry_c", "t_wet_c", "water_m3_h", "p_unserved_kw")
+           "t_dry_c", "t_wet_c", "water_m3_h", "p_unserved_kw", "p_it_min_kw", "p_it_max_kw", "stranded_gpus")
 HISTORY_S = 6 * 3600.0  # twin seconds of scalar history kept for the overview
 
 

@@ -88,7 +88,8 @@ class TwinContext:
             why = "step of peak site power"
         step = float(frame.t_s[1] - frame.t_s[0]) if len(frame.t_s) > 1 else 3600.0
         snap = snapshot_at(frame, i, self.layout, t0, 0.0, "run", f"run {run_id}", step)
-        return snap, f"run {run_id} at {snap.time:%Y-%m-%d %H:%M} ({why})"
+        out = f" — out of service: {', '.join(snap.failed)}" if snap.failed else ""
+        return snap, f"run {run_id} at {snap.time:%Y-%m-%d %H:%M} ({why}){out}"
 
     def close(self) -> None:
         self.clock.stop()

@@ -44,11 +44,31 @@ def _values(ctx, view: TopoView, snap: Snapshot):
     return node_values(view, ctx.layout, pu, snap.p_rack_kw, snap.p_rack_kw)
 
 
+def deenergised(view: TopoView, failed: set[str]) -> set[str]:
+    """Nodes left without supply by the failed ones: every parent failed or itself de-energised."""
+    if not failed:
+        return set()
+    parents: dict[str, list[str]] = {}
+    for u, v in view.edges:
+        parents.setdefault(v, []).append(u)
+    out: set[str] = set()
+    frontier = [c for f in failed for c in view.children.get(f, ())]
+    while frontier:
+        n = frontier.pop()
+        if n in out or n in failed:
+            continue
+        if all(p in failed or p in out for p in parents.get(n, ())):
+            out.add(n)
+            frontier.extend(view.children.get(n, ()))
+    return out
+
+
 def topology_elements(ctx, view_name: str, snap: Snapshot, hall: str = "all") -> list[dict]:
     """Cytoscape elements of one graph with live loading colours; `hall` limits the power view to one hall."""
     view: TopoView = ctx.topology.view(view_name, hall)
     loading, load = _values(ctx, view, snap)
     failed = set(snap.failed)
+    dead = deenergised(view, failed)
     hall_ids = ctx.layout.hall_ids
     els: list[dict] = []
     shown: set[str] = set()
@@ -59,18 +79,21 @@ def topology_elements(ctx, view_name: str, snap: Snapshot, hall: str = "all") ->
                         "selectable": False})
     for k, n in enumerate(view.nodes):
         is_failed = n.id in failed
+        is_dead = n.id in dead
         data = {
             "id": n.id,
             "label": n.label + ("  ✖ FAILED" if is_failed else ""),
             "kind": n.kind,
             "loading": None if not math.isfinite(loading[k]) else round(float(loading[k]), 4),
-            "colour": "#222" if is_failed else loading_colour(loading[k]),
+            "colour": "#222" if is_failed else "#ffffff" if is_dead else loading_colour(loading[k]),
         }
         if view_name == "power" and n.hall >= 0:
             data["parent"] = f"hall:{hall_ids[n.hall]}"
         cls = [n.kind.replace("_", "-")]
         if is_failed:
             cls.append("failed")
+        elif is_dead:
+            cls.append("dead")
         els.append({"data": data, "position": {"x": n.x, "y": n.y}, "classes": " ".join(cls)})
         shown.add(n.id)
     for u, v in view.edges:
@@ -100,6 +123,8 @@ def topology_details(ctx, view_name: str, node_id: str | None, snap: Snapshot) -
             rows.append(("Catalog type", m.type))
     if n.id in snap.failed:
         rows.append(("Status", "FAILED (out of service)"))
+    elif n.id in deenergised(view, set(snap.failed)):
+        rows.append(("Status", "de-energised (everything feeding it is out)"))
     rating = n.rating_kw
     rows += [
         ("Rating", fmt(rating, unit, 0) if rating else "– (no rating)"),
@@ -256,10 +281,14 @@ def kpi_cards(ctx, snap: Snapshot):
     soc = v.get("battery_soc_kwh")
     soc_pct = 100.0 * soc / tot["battery_e_max_kwh"] if soc is not None and tot["battery_e_max_kwh"] else None
     grid = snap.sources.get("grid")
+    swing = None
+    if "p_it_max_kw" in v and "p_it_min_kw" in v:
+        swing = (v["p_it_max_kw"] - v["p_it_min_kw"]) / 1000.0
     cards = [
         ("IT load", fmt(mw("p_it_kw"), "", 1), "MW", "kpi-it"),
         ("Facility load", fmt(mw("p_facility_kw"), "", 1), "MW", "kpi-facility"),
         ("PUE", fmt(snap.pue, "", 3), "", "kpi-pue"),
+        ("Training swing in step", fmt(swing, "", 1), "MW", "kpi-swing"),
         ("Grid import", fmt(grid / 1000.0 if grid is not None else None, "", 1), "MW", "kpi-grid"),
         ("Turbines online", f"{fmt(v.get('turbines_online'), '', 0)} / {tot['turbines']:.0f}" if tot["turbines"] else "–",
          "", "kpi-turbines"),
@@ -281,10 +310,32 @@ def _empty_figure(title: str, message: str) -> dict:
                                                     "xref": "paper", "yref": "paper", "font": {"size": 13}}]}}
 
 
+def decimate(hist: dict, max_points: int = 720) -> dict:
+    """At most `max_points` per series: bin means, bin minimum of `*_min_*` and maximum of `*_max_*` series."""
+    n = len(hist.get("t_s", ()))
+    k = -(-n // max_points)
+    if k <= 1:
+        return hist
+    m = n // k * k
+    out = {}
+    for key, v in hist.items():
+        v = np.asarray(v)[n - m:]  # drop the oldest remainder so that the newest point is kept
+        if key in ("t_s", "time"):
+            out[key] = v[::k]
+        elif "_min_" in key:
+            out[key] = v.reshape(-1, k).min(axis=1)
+        elif "_max_" in key:
+            out[key] = v.reshape(-1, k).max(axis=1)
+        else:
+            out[key] = v.reshape(-1, k).mean(axis=1)
+    return out
+
+
 def source_figure(ctx, hist: dict) -> dict:
     title = "Power by source (MW), last 2 h of twin time"
     if not hist or len(hist.get("t_s", ())) == 0:
         return _empty_figure(title, "waiting for the twin clock…")
+    hist = decimate(hist)
     x = [str(t) for t in hist["time"]]
     data = []
     for key in sorted(k for k in hist if k.startswith("source:")):
@@ -292,6 +343,13 @@ def source_figure(ctx, hist: dict) -> dict:
         data.append({"type": "scatter", "mode": "lines", "name": name.replace("_", " "), "x": x,
                      "y": np.round(hist[key] / 1000.0, 3).tolist(), "stackgroup": "src",
                      "line": {"width": 0.5, "color": SOURCE_COLOURS.get(name)}})
+    if "p_it_min_kw" in hist and "p_it_max_kw" in hist:
+        # the swing envelope of the training job within each step, drawn as a band around IT power
+        data.append({"type": "scatter", "mode": "lines", "name": "IT swing (min)", "x": x, "showlegend": False,
+                     "y": np.round(hist["p_it_min_kw"] / 1000.0, 3).tolist(), "line": {"width": 0, "color": "#999"}})
+        data.append({"type": "scatter", "mode": "lines", "name": "IT swing band", "x": x, "fill": "tonexty",
+                     "fillcolor": "rgba(120,120,120,0.25)", "y": np.round(hist["p_it_max_kw"] / 1000.0, 3).tolist(),
+                     "line": {"width": 0, "color": "#999"}})
     for key, name, dash_ in (("p_facility_kw", "facility", "solid"), ("p_it_kw", "IT", "dot")):
         if key in hist:
             data.append({"type": "scatter", "mode": "lines", "name": name, "x": x,

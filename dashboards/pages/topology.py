@@ -30,6 +30,8 @@ STYLESHEET = [
     {"selector": ".chiller, .cooling-tower, .dry-cooler", "style": {"shape": "hexagon", "width": 34, "height": 30, "font-size": 11}},
     {"selector": ".failed", "style": {"border-color": "#e00000", "border-width": 4, "color": "#c00000",
                                       "font-weight": "bold", "font-size": 12}},
+    {"selector": ".dead", "style": {"border-style": "dashed", "border-color": "#e00000", "border-width": 2,
+                                    "background-color": "#ffffff"}},
     {"selector": "edge", "style": {"width": 1, "line-color": "#b4bcc6", "curve-style": "straight",
                                    "target-arrow-shape": "triangle", "target-arrow-color": "#b4bcc6", "arrow-scale": 0.6}},
     {"selector": ".failed-edge", "style": {"line-color": "#e00000", "line-style": "dashed", "width": 2}},
@@ -37,7 +39,7 @@ STYLESHEET = [
 ]
 
 LEGEND = [("#2ea043", "< 60 %"), ("#e6c828", "80 %"), ("#f0821e", "95 %"), ("#d72828", "100 %"),
-          ("#8e24aa", "overloaded"), ("#9aa3ad", "no data"), ("#222", "failed")]
+          ("#8e24aa", "overloaded"), ("#9aa3ad", "no data"), ("#222", "failed"), ("#ffffff", "de-energised")]
 
 
 def _state(ctx, source: str | None):
@@ -69,6 +71,10 @@ def layout(run: str | None = None, **_query):
     hall = ctx.layout.hall_ids[0] if len(ctx.layout.hall_ids) > 1 else "all"
     source = run or "live"
     snap, caption = _state(ctx, source)
+    # A run with equipment out opens on the hall of the first failed component.
+    halls_out = [ctx.layout.equip.hall[ctx.layout.index[c]] for c in snap.failed if c in ctx.layout.index]
+    if any(h >= 0 for h in halls_out) and len(ctx.layout.hall_ids) > 1:
+        hall = ctx.layout.hall_ids[next(h for h in halls_out if h >= 0)]
     return html.Div([
         html.Div(className="toolbar", children=[
             html.Div([html.Span("Show: "), dcc.Dropdown(id="topo-source", options=_source_options(ctx), value=source,

@@ -48,11 +48,11 @@ def dash(
     err = Console(stderr=True)
     if not speed > 0:
         err.print(f"[bold red]error:[/] --speed must be positive, got {speed:g}")
-        raise typer.Exit(1)
+        raise SystemExit(1)  # typer.Exit is swallowed by click in non-standalone mode (twin.cli.main)
     problem = port_problem(host, port)
     if problem:
         err.print(f"[bold red]error:[/] {problem}")
-        raise typer.Exit(1)
+        raise SystemExit(1)  # typer.Exit is swallowed by click in non-standalone mode (twin.cli.main)
 
     from dashboards.app import create_app
 
