@@ -24,7 +24,7 @@ def _write(tmp_path, body: str, name="bad.yaml") -> Path:
 
 CASES = {
     "unknown_site": ("site: nowhere-site\nhours: 24\n", "site", "unknown site"),
-    "step_gt_span": ("site: tiny\nhours: 1\nstep: 2h\n", "", "larger than the span"),
+    "step_gt_span": ("site: tiny\nhours: 1\nstep: 2h\n", "step", "larger than the span"),
     "job_too_big": ("site: tiny\nhours: 1\nworkload:\n  jobs:\n    - {name: big, kind: training, gpus: 1000}\n",
                     "workload.jobs", "has 384"),
     "negative_rate": ("site: tiny\nhours: 1\nworkload:\n  jobs:\n    - {name: j, kind: training, gpus: 64, "

@@ -207,6 +207,13 @@ def scenario_from_dict(raw, file: str = "<scenario>", base_dir: str | None = Non
     if not isinstance(raw, dict):
         raise InputError.one(file, "", f"expected a mapping at the top of the scenario, got {type(raw).__name__}")
     data = dict(raw)
+    try:  # say which key is wrong when the step does not fit the span (pydantic would name the whole file)
+        hours, step_s = float(data["hours"]), parse_step_s(data.get("step", "1h"))
+    except (KeyError, TypeError, ValueError):
+        hours, step_s = None, None
+    if hours is not None and hours > 0 and hours * 3600.0 < step_s - 1e-9:
+        raise InputError.one(file, "step", f"step {data.get('step', '1h')!r} ({step_s:g} s) is larger than the span of "
+                             f"{hours:g} h; expected a step of at most the span")
     if base_dir is not None and "base_dir" not in data:
         data["base_dir"] = base_dir
     try:
@@ -241,7 +248,7 @@ def check_scenario(sc: Scenario, file: str = "<scenario>") -> None:
     try:
         layout = site_layout(sc.site, sc.base_dir)
     except InputError as exc:
-        raise InputError([Problem(file, "site", f"{sc.site!r}: {p}") for p in exc.problems]) from None
+        raise InputError([Problem(file, "site", f"{sc.site!r}: {p.message}") for p in exc.problems]) from None
     problems: list[Problem] = []
     try:
         jobs = resolve_jobs(sc, layout)
@@ -277,4 +284,7 @@ def check_scenario(sc: Scenario, file: str = "<scenario>") -> None:
         raise InputError(problems)
     from twin.weather import load_weather
 
-    load_weather(sc.weather, sc.base_dir, file=file)
+    try:
+        load_weather(sc.weather, sc.base_dir, file=file)
+    except InputError as exc:
+        raise InputError([p if p.file == file else Problem(file, "weather", str(p)) for p in exc.problems]) from None
