@@ -97,6 +97,12 @@ def kpis(ds: xr.Dataset, n1: bool = False) -> dict:
         if dt_s <= 1.0:
             out["swing_1s_max_mw"] = signal.swing_mw(p, dt_s, 1.0)
             out["swing_60s_max_mw"] = signal.swing_mw(p, dt_s, 60.0)
+    if len(p) >= 2:
+        g = signal.ramp_rates(ds["p_source_kw"].sel(source="grid").values, dt_s)
+        out["grid_ramp_up_max_mw_min"] = g["ramp_up_max_mw_min"]
+        out["grid_ramp_down_max_mw_min"] = g["ramp_down_max_mw_min"]
+        out["grid_ramp_up_max_mw_s"] = g["ramp_up_max_mw_s"]
+        out["grid_ramp_down_max_mw_s"] = g["ramp_down_max_mw_s"]
     if "p_it_max_kw" in ds:
         env = (ds["p_it_max_kw"] - ds["p_it_min_kw"]).values
         out["swing_within_step_max_mw"] = float(env.max()) / 1000.0

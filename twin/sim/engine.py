@@ -14,6 +14,23 @@ Pipeline (vectorised over time and equipment; no Python loop over racks or time 
 
 Sub-minute runs never hold time x rack arrays at the fine step: per-rack outputs (`p_rack_kw`, cooling
 per rack) sit on the `time_rack` dimension (1-minute block means); everything else is on `time`.
+
+Accounting conventions (what the result's totals mean):
+- p_it_kw: AC input of the servers (node DC load through the PSU curve) plus non-GPU IT at its typical load.
+  PSU losses are inside IT (reported apart as p_loss_psu_kw, for information). Nodes of one rack share its
+  load equally (the PSU curve is evaluated per rack class, not per node).
+- p_cooling_kw: cooling plant consumers (chillers, towers, dry coolers, loop pumps and air handlers, from
+  twin.sim.cooling) plus the rack cooling auxiliaries (CDU pumps, rear-door fans), which the busways feed.
+- p_loss_kw: losses of the conversion stages (busways, PDUs, UPS, transformers, switchgear, substations).
+  Stages between the utility feed and the bus (substations) carry the grid's share only.
+- p_facility_kw: the site boundary, grid import at the utility feed + turbines + battery (discharge > 0).
+  facility = IT + losses + cooling - unserved at every step.
+- Outages: a failed stage strands everything below it that has no other path (its racks draw nothing and are
+  counted in stranded_gpus); parallel feeds (2N) take over their partner's share; a failed unit of a
+  multi-unit component derates it (fewer units, capacity and no-load losses); source outages reduce supply;
+  cooling-plant outages go to the cooling model as units out.
+- Time: all times (jobs, events) count from the scenario start; `start_offset_s`/`hours` select a window of
+  that clock, so consecutive windows join up (carry `final_state` into `initial_state`).
 """
 
 from __future__ import annotations
