@@ -1,0 +1,293 @@
+"""Adapters: build each optimiser's inputs from a site + scenario + a simulated load (`twin.simulate`).
+
+The optimisers themselves take plain arrays and dataclasses; these functions are the one place that reads
+a Scenario and a simulation Dataset for them, so the CLI and the what-if engine share one translation:
+
+    ds = simulated(sc)                                  # the scenario run through the simulator
+    dispatch_inputs(sc, ds)      -> DispatchInputs      (optimizers.dispatch.solve_dispatch)
+    expansion_inputs(sc, ds)     -> ExpansionInputs     (optimizers.expansion.solve_expansion)
+    placement_state(sc, layout)  -> SiteState           (optimizers.placement.optimize_placement)
+    capping_inputs(sc, ds)       -> CappingInputs       (optimizers.capping.optimize_capping)
+    cooling_inputs(sc, ds)       -> CoolingInputs       (optimizers.cooling.optimize_cooling)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from twin.errors import InputError
+from twin.layout import SiteLayout
+
+_SRC = "<scenario -> optimiser inputs>"
+
+
+def layout_of(sc) -> SiteLayout:
+    from twin.sim.engine import site_layout
+
+    return site_layout(sc.site, sc.base_dir)
+
+
+def simulated(sc, progress=None) -> xr.Dataset:
+    """The scenario through the simulator (hourly or finer; the adapters average to hours where needed)."""
+    import twin
+
+    kw = {"progress": progress} if progress is not None else {}
+    return twin.simulate(None, sc, **kw)
+
+
+def hourly(ds: xr.Dataset, var: str) -> np.ndarray:
+    """A (time, ...) variable as hourly means."""
+    da = ds[var]
+    step_s = float(ds.attrs.get("step_s", 3600.0))
+    if step_s >= 3600.0 - 1e-9:
+        return np.asarray(da.values, float)
+    k = int(round(3600.0 / step_s))
+    n = da.sizes["time"] // k
+    v = np.asarray(da.values[: n * k], float)
+    return v.reshape(n, k, *v.shape[1:]).mean(axis=1)
+
+
+def hourly_time(ds: xr.Dataset) -> np.ndarray:
+    t = ds["time"].values
+    step_s = float(ds.attrs.get("step_s", 3600.0))
+    if step_s >= 3600.0 - 1e-9:
+        return t.astype("datetime64[ns]")
+    k = int(round(3600.0 / step_s))
+    return t[: (len(t) // k) * k : k].astype("datetime64[ns]")
+
+
+def grid_cap_kw(sc, layout: SiteLayout, time: np.ndarray) -> np.ndarray:
+    """Grid import cap per hour: the scenario's limit (else the feeds' rating), lowered by curtailment events."""
+    feeds = layout.of_kind("utility_feed")
+    base = sc.limits.grid_import_max_kw
+    if base is None:
+        base = float(sum(layout.p_max_kw[i] for i in feeds)) if len(feeds) else np.inf
+    cap = np.full(len(time), float(base))
+    t_h = (time - time[0]) / np.timedelta64(1, "h")
+    for ev in sc.events:
+        if getattr(ev, "kind", "") == "curtailment":
+            on = (t_h >= ev.start_h) & (t_h < ev.end_h)
+            cap[on] = np.minimum(cap[on], ev.grid_import_max_kw)
+    return cap
+
+
+# ------------------------------------------------------------------------------------------- dispatch
+
+
+def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
+    """DispatchInputs for the scenario's horizon: load = the simulated facility demand (hourly), prices from
+    the simulation (data/costs.yaml tariff), turbines and battery from the site, limits from the scenario."""
+    from optimizers.costs import load_costs
+    from optimizers.dispatch import Battery, DispatchInputs, TurbineFleet
+    from twin.schema.components import Battery as BatteryC
+    from twin.schema.components import GasTurbine
+
+    costs = costs or load_costs()
+    layout = layout_of(sc)
+    time = hourly_time(ds)
+    load = hourly(ds, "p_facility_kw")
+    price = hourly(ds, "price_usd_kwh") if "price_usd_kwh" in ds else costs.tariff_tva_tou_proxy.price_usd_kwh(time)
+    if np.isnan(price).any():
+        price = costs.tariff_tva_tou_proxy.price_usd_kwh(time)
+    gts = [c for c in layout.site.components if isinstance(c, GasTurbine)]
+    bats = [c for c in layout.site.components if isinstance(c, BatteryC)]
+    tc = costs.turbine_smt130
+    if gts:
+        g = gts[0]
+        n = sum(x.count for x in gts)
+        if sc.limits.turbines_max is not None:
+            n = min(n, sc.limits.turbines_max)
+        fleet = TurbineFleet(n_units=int(n), p_max_kw=g.p_unit_max_kw, p_min_pu=g.p_min_pu, heat_rate_kj_kwh=g.heat_rate_kj_kwh,
+                             hhv_lhv_ratio=tc.hhv_lhv_ratio, start_cost_usd=g.start_cost_usd, min_up_h=g.min_up_h,
+                             min_down_h=g.min_down_h, vom_usd_kwh=tc.vom_usd_kwh, co2_kg_per_mmbtu=tc.co2_kg_per_mmbtu,
+                             nox_kg_per_mmbtu=tc.nox_kg_per_mmbtu,
+                             units_online_initial=int(sc.initial_state.turbines_online or 0))
+    else:
+        fleet = TurbineFleet(n_units=0, p_max_kw=1.0)
+    if bats:
+        b = bats[0]
+        bc = costs.battery_megapack
+        soc0 = sc.initial_state.battery_soc_pu
+        battery = Battery(p_max_kw=sum(x.p_max_kw for x in bats), e_max_kwh=sum(x.e_max_kwh for x in bats),
+                          efficiency_roundtrip_pu=b.efficiency_roundtrip_pu, soc_min_pu=b.soc_min_pu,
+                          soc_max_pu=b.soc_max_pu,
+                          soc_initial_pu=float(np.clip(soc0 if soc0 is not None else 0.5, b.soc_min_pu, b.soc_max_pu)))
+        del bc
+    else:
+        battery = Battery(p_max_kw=0.0, e_max_kwh=0.0, soc_initial_pu=0.0)
+    ramp = sc.limits.grid_ramp_max_kw_min
+    kw = dict(
+        time=time.astype("datetime64[m]"), dt_h=1.0, load_kw=load, price_usd_kwh=price, turbines=fleet, battery=battery,
+        grid_import_max_kw=grid_cap_kw(sc, layout, time),
+        grid_ramp_max_kw_per_h=ramp * 60.0 if ramp is not None else np.inf,
+        demand_charge_usd_kw_month=costs.tariff_tva_tou_proxy.demand_charge_usd_kw_month,
+        gas_price_usd_mmbtu=costs.fuel.gas_price_usd_mmbtu, grid_co2_kg_kwh=costs.grid.co2_kg_kwh,
+        emissions_cap_t_co2=sc.limits.co2_max_t,
+        value_of_lost_load_usd_kwh=costs.reliability.value_of_lost_load_usd_kwh,
+    )
+    kw.update(over)
+    if len(load) == 0:
+        raise InputError.one(_SRC, "hours", "the horizon has no hourly steps")
+    return DispatchInputs(**kw)
+
+
+def expansion_inputs(sc, ds: xr.Dataset, costs=None, **over):
+    """ExpansionInputs: the dispatch inputs as operation, the simulated heat as cooling load, the site's
+    chillers as existing capacity, costs from data/costs.yaml; the horizon stands for a year."""
+    from optimizers.costs import load_costs
+    from optimizers.expansion import ExpansionInputs
+    from twin.schema.components import Chiller
+
+    costs = costs or load_costs()
+    op = dispatch_inputs(sc, ds, costs)
+    layout = layout_of(sc)
+    chillers = [c for c in layout.site.components if isinstance(c, Chiller)]
+    q = hourly(ds, "q_generated_kw") if "q_generated_kw" in ds else None
+    cop = 5.0
+    if "cop" in ds and "q_plant_kw" in ds:
+        qp, c = hourly(ds, "q_plant_kw"), hourly(ds, "cop")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.where(np.isfinite(c) & (c > 0), qp, 0.0)
+            cop = np.where(w.sum(1) > 0, (w * np.nan_to_num(c)).sum(1) / np.maximum(w.sum(1), 1e-9), 5.0)
+            cop = np.maximum(cop, 1.0)
+    feeds = layout.of_kind("utility_feed")
+    grid_existing = float(sum(layout.p_max_kw[i] for i in feeds))
+    kw = dict(cooling_load_kw_thermal=q, chiller_cop=cop,
+              chiller_existing_kw_thermal=float(sum(c.q_max_kw for c in chillers)),
+              grid_existing_kw=grid_existing, cost_weight=8760.0 / max(op.n, 1))
+    kw.update(over)
+    # the simulated load already contains the chillers' electricity: take it out, the expansion adds it back
+    if q is not None and "p_plant_kw" in ds:
+        p_chil = hourly(ds, "p_plant_kw").sum(axis=1)
+        from dataclasses import replace
+
+        op = replace(op, load_kw=np.maximum(op.load_kw - p_chil, 0.0))
+    return ExpansionInputs.from_costs(op, costs, **kw)
+
+
+# ------------------------------------------------------------------------------------------- placement
+
+
+def placement_state(sc, layout: SiteLayout, ds: xr.Dataset | None = None):
+    """Free nodes per rack after the scenario's jobs are placed by the simulator's default fill, and the
+    rack load: the simulated peak-hour rack power when a simulation is given, else nameplate share."""
+    from optimizers.placement import SiteState, node_power_kw
+    from twin.sim.placement_default import place, resolve_jobs
+
+    jobs = resolve_jobs(sc, layout)
+    M = place(jobs, layout) if jobs else None  # jobs x racks, GPU counts
+    r = layout.racks
+    gpn = np.array([g.server.gpus_per_node if g.server else 1 for g in layout.groups])[r.group]
+    used_gpus = np.asarray(M.sum(axis=0)).ravel() if M is not None else np.zeros(len(r))
+    used_nodes = np.ceil(used_gpus / gpn).astype(np.int64)
+    free = np.maximum(r.n_nodes - used_nodes, 0)
+    if ds is not None and "p_rack_kw" in ds and "rack" in ds["p_rack_kw"].dims and "time" in ds["p_rack_kw"].dims:
+        p_rack = np.asarray(ds["p_rack_kw"].max("time").values, float)
+    else:
+        st = SiteState.empty(layout)
+        p_node = node_power_kw(layout, np.full(len(r), 0.7), r.group)
+        p_rack = st.p_rack_kw + used_nodes * p_node
+    return SiteState(free_nodes=free, p_rack_kw=p_rack)
+
+
+def load_queue(path) -> list:
+    """A job queue YAML: `jobs: [{name, gpus, p_gpu_kw, priority, duration_h, locality, gpu_type, required}]`."""
+    from pathlib import Path
+
+    from optimizers.placement import PlacementJob
+    from twin.yamlio import read_yaml
+
+    raw = read_yaml(Path(path))
+    items = raw.get("jobs") if isinstance(raw, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InputError.one(str(path), "jobs", "expected a non-empty list of jobs")
+    out = []
+    fields = set(PlacementJob.__dataclass_fields__)
+    for i, j in enumerate(items):
+        if not isinstance(j, dict):
+            raise InputError.one(str(path), f"jobs[{i}]", "expected a mapping")
+        bad = set(j) - fields
+        if bad:
+            raise InputError.one(str(path), f"jobs[{i}]", f"unknown keys {sorted(bad)}; expected {sorted(fields)}")
+        for k in ("name", "gpus", "p_gpu_kw"):
+            if k not in j:
+                raise InputError.one(str(path), f"jobs[{i}].{k}", "missing")
+        out.append(PlacementJob(**j))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- capping
+
+
+def capping_inputs(sc, ds: xr.Dataset, p_limit_kw: float | None = None):
+    """CappingInputs at the tightest hour: the hour of the horizon where the simulated facility demand
+    exceeds the limit the most (limit = grid import cap, lowered by curtailment events, plus on-site
+    turbines and battery power unless `p_limit_kw` is given). Caps act on each job's GPU power; the node
+    base load, non-GPU racks and cooling are fixed load. Facility factor = facility / IT power that hour."""
+    from optimizers.capping import CappingInputs, CappingJob
+    from twin.schema.components import Battery as BatteryC
+    from twin.schema.components import GasTurbine
+    from twin.sim.placement_default import resolve_jobs
+
+    layout = layout_of(sc)
+    time = hourly_time(ds)
+    p_fac = hourly(ds, "p_facility_kw")
+    if p_limit_kw is None:
+        onsite = 0.0
+        for c in layout.site.components:
+            if isinstance(c, GasTurbine):
+                n = c.count if sc.limits.turbines_max is None else min(c.count, sc.limits.turbines_max)
+                onsite += n * c.p_unit_max_kw
+            elif isinstance(c, BatteryC):
+                onsite += c.p_max_kw
+        limit = grid_cap_kw(sc, layout, time) + onsite
+    else:
+        limit = np.full(len(time), float(p_limit_kw))
+    t = int(np.argmax(p_fac - limit))
+    p_job = hourly(ds, "p_job_kw")[t]
+    jobs_sc = {j.name: j for j in resolve_jobs(sc, layout)}
+    names = [str(n) for n in ds["job"].values]
+    p_it = float(hourly(ds, "p_rack_kw")[t].sum()) if "p_rack_kw" in ds and "rack" in ds["p_rack_kw"].dims else float(p_job.sum())
+    factor = max(float(p_fac[t]) / max(p_it, 1e-9), 1.0)
+    srv = next((g.server for g in layout.groups if g.server is not None), None)
+    jobs, base_kw = [], 0.0
+    for n, pj in zip(names, p_job, strict=True):
+        j = jobs_sc.get(n)
+        if j is None or pj <= 0:
+            continue
+        base = (j.gpus / srv.gpus_per_node) * srv.p_base_kw / 0.95 if srv is not None else 0.0
+        p_gpu = max(pj - base, 1e-6) / j.gpus
+        base_kw += base
+        jobs.append(CappingJob(name=n, gpus=j.gpus, p_gpu_kw=p_gpu, gpu_type=j.gpu_type or (srv.gpu_type if srv else None),
+                               workload=getattr(j, "kind", "training")))
+    if not jobs:
+        raise InputError.one(_SRC, "workload", "no running job to cap in the scenario")
+    fixed = float(p_fac[t]) - factor * sum(j.gpus * j.p_gpu_kw for j in jobs)
+    inp = CappingInputs(jobs=jobs, p_site_max_kw=float(limit[t]), p_fixed_kw=max(fixed, 0.0), facility_factor_pu=factor,
+                        time_limit_s=sc.solver.time_limit_s)
+    return inp, time[t]
+
+
+# ------------------------------------------------------------------------------------------- cooling
+
+
+def cooling_inputs(sc, ds: xr.Dataset, options=None):
+    """CoolingInputs from the simulation: per-rack heat, weather and prices, hourly; the fixed setpoint
+    to compare with is the scenario's (or the loops' own)."""
+    from optimizers.cooling import CoolingInputs, CoolingOptions
+
+    layout = layout_of(sc)
+    if "q_liquid_kw" not in ds or "rack" not in ds["q_liquid_kw"].dims or "time" not in ds["q_liquid_kw"].dims:
+        raise InputError.one(_SRC, "step", "cooling setpoints need a run with per-rack heat on the time axis "
+                                           "(step of 1 min or more)")
+    time = hourly_time(ds)
+    opt = options or CoolingOptions()
+    t_set = sc.setpoints.t_supply_c
+    if isinstance(t_set, int | float) and opt.t_fixed_c is None:
+        from dataclasses import replace
+
+        opt = replace(opt, t_fixed_c=float(t_set))
+    return CoolingInputs(layout=layout, time=time, q_liquid_kw=hourly(ds, "q_liquid_kw"), q_air_kw=hourly(ds, "q_air_kw"),
+                         t_dry_c=hourly(ds, "t_dry_c"), t_wet_c=hourly(ds, "t_wet_c"),
+                         price_usd_kwh=np.nan_to_num(hourly(ds, "price_usd_kwh"), nan=0.07), options=opt)
