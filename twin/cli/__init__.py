@@ -14,6 +14,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="gigatwin: di
 from twin.cli import site_cmd  # noqa: E402,F401
 from twin.cli import sim_cmd  # noqa: E402,F401
 from twin.cli import dash_cmd  # noqa: E402,F401
+from twin.cli import opt_cmd  # noqa: E402,F401
 
 
 def main() -> None:
