@@ -184,3 +184,17 @@ def test_whatif_events_and_table():
     assert tab.loc["energy_gas_turbine_mwh", "case"] > tab.loc["energy_gas_turbine_mwh", "base"] == 0.0
     assert tab.loc["stranded_gpus_max", "difference"] > 0
     assert res.case.p_source_kw.sel(source="grid").values[2:5].max() <= 70000 + 1e-6
+
+
+def test_grid_ramp_limit_with_battery():
+    sc = _sc(hours=0.25, step="0.1s", start="2025-07-15T14:00",
+             workload={"jobs": [{"name": "t", "kind": "training", "gpus": 100000, "start_s": -60}]},
+             limits={"grid_ramp_max_kw_min": 10000})
+    ds = twin.simulate(None, sc)
+    _check_conservation(ds)
+    k = ds.twin.kpis()
+    grid = ds.p_source_kw.sel(source="grid").values
+    # the grid never moves faster than 10 MW/min, step by step; the battery takes the swings
+    assert np.abs(np.diff(grid)).max() <= 10000 / 600 * 1.001
+    assert k["grid_ramp_up_max_mw_min"] <= 10.0 * 1.001
+    assert k["energy_battery_discharge_mwh"] > 0 and np.abs(np.diff(ds.p_bus_kw.values)).max() > 10000

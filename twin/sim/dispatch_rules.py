@@ -62,6 +62,18 @@ def block_mean(x: np.ndarray, n: int) -> np.ndarray:
     return (sums / counts)[k]
 
 
+def rate_limit(x: np.ndarray, step: float) -> np.ndarray:
+    """|y[n] - y[n-1]| <= step, y following x where it can. A recurrence with no closed form: one scalar pass
+    (plain floats, ~0.4 us per step: 15 ms for an hour at 0.1 s)."""
+    xs = x.tolist()
+    out = [0.0] * len(xs)
+    y = xs[0]
+    for n, v in enumerate(xs):
+        y = min(max(v, y - step), y + step)
+        out[n] = y
+    return np.array(out)
+
+
 def block_max(x: np.ndarray, n: int) -> np.ndarray:
     """Max over consecutive blocks of n samples, held over each block."""
     if n <= 1:
@@ -138,6 +150,9 @@ def _dispatch_given(d, need, fleet: Fleet, dt_s, window, smoothing_tau_s, soc0_p
         g_tgt = lfilter([a], [1.0, a - 1.0], net, zi=[(1.0 - a) * net[0]])[0]
     else:
         g_tgt = net.copy()
+    if fleet.grid_ramp_kw_step is not None:
+        # the limit holds at the utility meter: keep 1 % for the substations' incremental losses above the bus
+        g_tgt = rate_limit(g_tgt, fleet.grid_ramp_kw_step * 0.99)
     g_tgt = np.minimum(g_tgt, fleet.grid_max_kw)
     want = net - g_tgt  # battery: + discharge, - charge
     # 3. battery
