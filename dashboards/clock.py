@@ -97,7 +97,7 @@ class TwinClock:
 
             self.source = ReplaySource(replay, layout, runs_dir=runs_dir)
             self.step_s = self.source.step_s
-            self.window_s = max(self.window_s, self.step_s * 10)
+            self.window_s = max(self.window_s, self.step_s * 60)
             self.epoch = self.source.epoch
         else:
             from dashboards.sources import LiveSource

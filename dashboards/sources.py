@@ -169,6 +169,11 @@ class ReplaySource:
 
         self.run_id = run_id
         ds = open_run(run_id, runs_dir) if runs_dir is not None else open_run(run_id)
+        if ds.attrs.get("site") != layout.site.name:
+            from twin.errors import InputError
+
+            raise InputError.one(run_id, "site", f"the run is of site {ds.attrs.get('site')!r}; start the dashboard "
+                                 f"with --site {ds.attrs.get('site')} to replay it")
         self.ds = ds
         self.reader = FrameReader(layout)
         t = ds["time"].values

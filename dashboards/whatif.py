@@ -149,17 +149,15 @@ def validate_form(ctx, form: dict, start: datetime) -> tuple[WhatIfSpec | None, 
         return None, errors
     common = {"site": ctx.site_name, "start": start.replace(minute=0, second=0, microsecond=0),
               "hours": horizon, "step": step}
-    try:
-        baseline = Scenario(name=f"whatif-base-{ctx.site_name}", **common)
-        case = Scenario(name=f"whatif-case-{ctx.site_name}", **{**common, "site": case_site or ctx.site_name},
-                        events=events)
-    except ValidationError as exc:
-        return None, [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
     from twin.errors import InputError
-    from twin.schema.scenario import check_scenario
+    from twin.whatif import case_scenario
 
     try:
-        check_scenario(case, "what-if form")
+        baseline = Scenario(name=f"whatif-{ctx.site_name}", **common)
+        # the case: the baseline plus the events (and another site for an added phase), checked against its site
+        case = case_scenario(baseline, events, {"site": case_site} if case_site else None, "what-if form")
+    except ValidationError as exc:
+        return None, [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
     except InputError as exc:
         return None, [p.message if not p.key else f"{p.key}: {p.message}" for p in exc.problems]
     return WhatIfSpec(label="; ".join(changes), baseline=baseline, case=case, case_site=case_site,
@@ -191,11 +189,14 @@ def run_whatif(ctx, spec: WhatIfSpec, progress) -> dict:
     ds_c = simulate(_case_site(ctx, spec), spec.case, progress=lambda f, s: progress(0.45 + 0.4 * f, f"case: {s}"))
     ds_c.attrs["whatif_changes"] = spec.label
     progress(0.88, "writing both runs to the run store")
+    from twin.whatif import compare
+
+    table = compare(ds_b, ds_c)
     k_b, k_c = ds_b.twin.kpis(), ds_c.twin.kpis()
     id_b = save_run(ds_b, k_b, base=base_dir)
     id_c = save_run(ds_c, {**k_c, "whatif_changes": spec.label, "whatif_baseline": id_b}, base=base_dir)
     progress(0.98, "comparing")
-    return {"baseline_id": id_b, "case_id": id_c, "label": spec.label, "kpis_baseline": k_b, "kpis_case": k_c,
+    return {"baseline_id": id_b, "case_id": id_c, "label": spec.label, "table": table.to_dict("records"),
             "series": _series(ds_b, ds_c), "overloads": _overloads(ds_c), "stranded_gpus_max": int(ds_c["stranded_gpus"].max())}
 
 
@@ -216,20 +217,18 @@ def _overloads(ds) -> list[tuple[str, float]]:
     return [(str(ids[i]), float(peak[i])) for i in order[:8] if peak[i] > 1.0]
 
 
-def compare_rows(kpis_b: dict, kpis_c: dict) -> list[tuple[str, str, str, str]]:
-    """(label, baseline, case, difference) for the KPIs both runs have."""
+def compare_rows(table: list[dict]) -> list[tuple[str, str, str, str]]:
+    """(label, baseline, case, difference) of twin.whatif.compare's table, for the KPIs that have a label."""
     from twin.kpi.summary import KPI_LABELS
 
+    by_key = {r["kpi"]: r for r in table}
     rows = []
     for key, label in KPI_LABELS.items():
-        b, c = kpis_b.get(key), kpis_c.get(key)
-        if not isinstance(b, int | float) or not isinstance(c, int | float):
+        r = by_key.get(key)
+        if r is None or not (math.isfinite(r["base"]) and math.isfinite(r["case"])):
             continue
-        if not (math.isfinite(b) and math.isfinite(c)):
-            continue
-        d = c - b
-        digits = 3 if abs(b) < 10 else 1
-        rows.append((label, f"{b:,.{digits}f}", f"{c:,.{digits}f}", f"{d:+,.{digits}f}"))
+        digits = 3 if abs(r["base"]) < 10 else 1
+        rows.append((label, f"{r['base']:,.{digits}f}", f"{r['case']:,.{digits}f}", f"{r['difference']:+,.{digits}f}"))
     return rows
 
 

@@ -110,7 +110,7 @@ def poll(_n, job_id):
 
 
 def result_view(res: dict):
-    rows = compare_rows(res["kpis_baseline"], res["kpis_case"])
+    rows = compare_rows(res["table"])
     s = res["series"]
     fig = {"data": [
         {"type": "scatter", "mode": "lines", "name": "baseline site power", "x": s["time"], "y": s["baseline_facility_mw"],

@@ -136,8 +136,34 @@ def test_every_page_renders_and_screenshots(server, browser, tmp_path):
     assert page.locator(".js-plotly-plot").count() == 4, "one heatmap per hall"
     page.goto(server["url"] + "/topology")
     page.wait_for_selector("#topo-graph-view canvas", timeout=20_000)
+    time.sleep(1.5)
+    # click a transformer: its load, rating, headroom and what it feeds appear beside the graph
+    x, y = _node_xy(page, "hall-1-tx2")
+    page.mouse.click(x, y)
+    page.wait_for_function("document.querySelector('#topo-details').innerText.includes('hall-1-tx2')", timeout=10_000)
+    details = dict(line.split("\t", 1) for line in page.inner_text("#topo-details").splitlines() if "\t" in line)
+    assert details["Rating"] == "2,850 kW"  # 3,000 kVA at 0.95 power factor
+    load, head = (float(details[k].split()[0].replace(",", "")) for k in ("Load now", "Headroom"))
+    assert load + head == pytest.approx(2850, abs=1.0)
+    assert details["Feeds directly"] == "hall-1-tx2-bw1, hall-1-tx2-bw2, hall-1-tx2-bw3"
     assert console.errors == [], console.errors
     ctx.close()
+
+
+def _node_xy(page, node_id: str) -> tuple[float, float]:
+    """Where cytoscape draws a node, in page coordinates (read from the component's cytoscape instance)."""
+    pos = page.evaluate("""(id) => {
+        const el = document.querySelector('#topo-graph-view');
+        const key = Object.keys(el).find(k => k.startsWith('__reactFiber'));
+        let f = el[key];
+        while (f && !(f.stateNode && f.stateNode._cy)) f = f.return;
+        if (!f) return null;
+        const p = f.stateNode._cy.$id(id).renderedPosition();
+        const r = el.getBoundingClientRect();
+        return {x: r.left + p.x, y: r.top + p.y};
+    }""", node_id)
+    assert pos is not None, "cytoscape instance not found"
+    return pos["x"], pos["y"]
 
 
 def test_live_values_change_over_time(server, browser):
@@ -210,8 +236,8 @@ def test_whatif_rejects_bad_input_then_fails_a_transformer(server, browser, tmp_
         const el = document.querySelector('#topo-graph-view');
         const key = Object.keys(el).find(k => k.startsWith('__reactFiber'));
         let f = el[key];
-        while (f && !(f.memoizedProps && f.memoizedProps.elements)) f = f.return;
-        return f ? f.memoizedProps.elements.filter(e => (e.classes || '').split(' ').includes('failed')).map(e => e.data.id) : null;
+        while (f && !(f.stateNode && f.stateNode._cy)) f = f.return;
+        return f ? f.stateNode._cy.$('node.failed').map(n => n.id()) : null;
     }""")
     assert failed == ["hall-2-tx3"], failed
     page.screenshot(path=str(tmp_path / "topology-failed.png"), full_page=True)

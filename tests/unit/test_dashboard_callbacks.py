@@ -253,3 +253,44 @@ def test_clock_runs_consecutive_windows_on_tiny(tiny):
     assert clock.now_s() - t1 == pytest.approx(0.2 * 600.0, rel=0.5)
     hist = clock.history(3600)
     assert len(hist["t_s"]) > 0 and np.all(np.diff(hist["t_s"]) > 0)
+
+
+@pytest.mark.integration
+def test_clock_replays_a_stored_run(tiny, tmp_path):
+    from dashboards.clock import TwinClock
+    from twin import simulate
+    from twin.errors import InputError
+    from twin.runs import save_run
+    from twin.schema.scenario import Scenario
+
+    sc = Scenario(name="replay", site="tiny", start=datetime(2025, 7, 1), hours=2, step="5min",
+                  events=({"kind": "outage", "component": "hall-1-tx1", "start_h": 1, "hours": 0.5},))
+    ds = simulate("tiny", sc)
+    run_id = save_run(ds, base=tmp_path)
+    clock = TwinClock("tiny", tiny, speed=60.0, replay=run_id, runs_dir=tmp_path)
+    assert clock.mode == "replay" and clock.step_s == 300.0 and clock.epoch == datetime(2025, 7, 1)
+    assert clock.step_once()
+    s = clock.snapshot()
+    assert s.values["p_facility_kw"] == pytest.approx(float(ds["p_facility_kw"][0]))
+    np.testing.assert_allclose(s.p_rack_kw, ds["p_rack_kw"].values[0], rtol=1e-6)
+    # the frames carry the outage: hall-1-tx1 is out from 1 h to 1.5 h (steps 12-17)
+    frame = clock._frames[0]
+    out = frame.failed[:, tiny.index["hall-1-tx1"]]
+    np.testing.assert_array_equal(np.flatnonzero(out), np.arange(12, 18))
+    with pytest.raises(InputError, match="--site tiny"):
+        TwinClock("colossus-1", expand(load_site("colossus-1")), replay=run_id, runs_dir=tmp_path)
+
+
+@pytest.mark.unit
+def test_port_check_reports_a_busy_port():
+    import socket
+
+    from twin.cli.dash_cmd import port_problem
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert "already in use" in port_problem("127.0.0.1", port)
+    assert port_problem("127.0.0.1", port) is None  # free again once closed
+    assert "out of range" in port_problem("127.0.0.1", 70000)
