@@ -103,8 +103,11 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
                              min_down_h=g.min_down_h, vom_usd_kwh=tc.vom_usd_kwh, co2_kg_per_mmbtu=tc.co2_kg_per_mmbtu,
                              nox_kg_per_mmbtu=tc.nox_kg_per_mmbtu,
                              units_online_initial=int(sc.initial_state.turbines_online or 0))
-    else:
-        fleet = TurbineFleet(n_units=0, p_max_kw=1.0)
+    else:  # no turbines on site: the costed SMT-130 stands as the candidate unit (for expansion)
+        fleet = TurbineFleet(n_units=0, p_max_kw=tc.p_max_kw, p_min_pu=tc.p_min_pu, heat_rate_kj_kwh=tc.heat_rate_kj_kwh,
+                             hhv_lhv_ratio=tc.hhv_lhv_ratio, start_cost_usd=tc.start_cost_usd, min_up_h=tc.min_up_h,
+                             min_down_h=tc.min_down_h, vom_usd_kwh=tc.vom_usd_kwh, co2_kg_per_mmbtu=tc.co2_kg_per_mmbtu,
+                             nox_kg_per_mmbtu=tc.nox_kg_per_mmbtu)
     if bats:
         b = bats[0]
         bc = costs.battery_megapack
@@ -142,7 +145,11 @@ def expansion_inputs(sc, ds: xr.Dataset, costs=None, **over):
     costs = costs or load_costs()
     op = dispatch_inputs(sc, ds, costs)
     layout = layout_of(sc)
-    chillers = [c for c in layout.site.components if isinstance(c, Chiller)]
+    # existing heat rejection: every chiller, and dry coolers / towers that cool a loop directly
+    loops = layout.of_kind("facility_loop")
+    direct = set(np.unique(layout.cooling_incidence.tocsr()[loops].indices).tolist())
+    chillers = [m for i, m in enumerate(layout.equip.model)
+                if isinstance(m, Chiller) or (i in direct and hasattr(m, "q_max_kw") and m.kind != "facility_loop")]
     q = hourly(ds, "q_generated_kw") if "q_generated_kw" in ds else None
     cop = 5.0
     if "cop" in ds and "q_plant_kw" in ds:
@@ -155,7 +162,9 @@ def expansion_inputs(sc, ds: xr.Dataset, costs=None, **over):
     grid_existing = float(sum(layout.p_max_kw[i] for i in feeds))
     kw = dict(cooling_load_kw_thermal=q, chiller_cop=cop,
               chiller_existing_kw_thermal=float(sum(c.q_max_kw for c in chillers)),
-              grid_existing_kw=grid_existing, cost_weight=8760.0 / max(op.n, 1))
+              grid_existing_kw=grid_existing, cost_weight=8760.0 / max(op.n * op.dt_h, 1e-9),
+              # each month of the horizon stands for 12 / (months in the horizon) billed months
+              demand_months_weight=12.0 / len(np.unique(np.asarray(op.time).astype("datetime64[M]"))))
     kw.update(over)
     # the simulated load already contains the chillers' electricity: take it out, the expansion adds it back
     if q is not None and "p_plant_kw" in ds:

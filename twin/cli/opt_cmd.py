@@ -271,7 +271,7 @@ def expansion_cmd(scenario: ScenarioArg, no_save: NoSave = False) -> None:
     for k in ("turbines_new", "battery_p_new_kw", "battery_e_new_kwh", "grid_new_kw", "chiller_new_kw_thermal"):
         if k in ds:
             rows.append((k, float(ds[k].values)))
-    rows += [(k, v) for k, v in ds.attrs.items() if k.startswith("annual") and isinstance(v, int | float)]
+    rows += [(k, v) for k, v in ds.attrs.items() if k.startswith("cost_annual") and isinstance(v, int | float)]
     _finish(con, f"capacity expansion on {sc.site} ({sc.name})", rows, ds, sc, "expansion", no_save)
 
 
