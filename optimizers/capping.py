@@ -141,6 +141,11 @@ def define_power_limits(lm: LinearModel, inp: CappingInputs) -> None:
                 long_name="capped GPU load + fixed load under each feeder <= its limit", dual_units="GPU-equivalent/kW")
 
 
+def _p(kw: float) -> str:
+    """A power in the unit a planner reads: MW from 1 MW up, else kW."""
+    return f"{kw / 1000:,.3f} MW" if abs(kw) >= 1000 else f"{kw:,.1f} kW"
+
+
 def describers(inp: CappingInputs) -> dict:
     curves = _curves(inp)
     lo, _ = _bounds(inp, curves)
@@ -148,9 +153,10 @@ def describers(inp: CappingInputs) -> dict:
 
     def site(pos, amt):
         floor = float(P @ lo)
-        return (f"the site limit of {inp.p_site_max_kw / 1000:,.2f} MW is below what the jobs draw at their lowest "
-                f"caps ({floor / 1000:,.2f} MW at {lo.min():.0%}-{lo.max():.0%} of uncapped power) plus "
-                f"{inp.p_fixed_kw / 1000:,.2f} MW of load that capping does not touch: short by {amt.sum() / 1000:,.3f} MW")
+        rng = f"{lo.min():.0%}" if np.isclose(lo.min(), lo.max()) else f"{lo.min():.0%}-{lo.max():.0%}"
+        return (f"the site limit of {_p(inp.p_site_max_kw)} is below what the jobs draw at their lowest caps "
+                f"({_p(floor)} at {rng} of uncapped power) plus {_p(inp.p_fixed_kw)} of load that capping does not "
+                f"touch: short by {_p(float(amt.sum()))}")
 
     def feeder(pos, amt):
         parts = []
