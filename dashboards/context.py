@@ -10,9 +10,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 

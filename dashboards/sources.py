@@ -6,7 +6,7 @@ dimensions time / rack / equipment / source) and lines the arrays up with the si
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np

@@ -31,7 +31,8 @@ def loading_colour(pu: float) -> str:
     for (x0, c0), (x1, c1) in zip(stops, stops[1:], strict=False):
         if pu <= x1:
             f = 0.0 if x1 == x0 else (pu - x0) / (x1 - x0)
-            return "#%02x%02x%02x" % tuple(int(round(a + (b - a) * max(f, 0.0))) for a, b in zip(c0, c1, strict=True))
+            r, g, b = (int(round(a + (z - a) * max(f, 0.0))) for a, z in zip(c0, c1, strict=True))
+            return f"#{r:02x}{g:02x}{b:02x}"
     return "#d72828"
 
 
@@ -175,7 +176,7 @@ def floor_figures(ctx, metric: str, snap: Snapshot) -> list[dict]:
     values = ctx.floor.metric_values(metric, snap.p_rack_kw, snap.t_cdu_supply_c)
     zmin, zmax = floor_range(metric, values, ctx)
     figs = []
-    for k, hall in enumerate(ctx.floor.halls):
+    for hall in ctx.floor.halls:
         z = hall.fill(values)
         figs.append({
             "data": [{

@@ -217,6 +217,9 @@ def _overloads(ds) -> list[tuple[str, float]]:
     return [(str(ids[i]), float(peak[i])) for i in order[:8] if peak[i] > 1.0]
 
 
+_COUNTS = {"stranded_gpus_max", "job_failures", "turbine_starts", "turbines_online_max"}
+
+
 def compare_rows(table: list[dict]) -> list[tuple[str, str, str, str]]:
     """(label, baseline, case, difference) of twin.whatif.compare's table, for the KPIs that have a label."""
     from twin.kpi.summary import KPI_LABELS
@@ -227,7 +230,8 @@ def compare_rows(table: list[dict]) -> list[tuple[str, str, str, str]]:
         r = by_key.get(key)
         if r is None or not (math.isfinite(r["base"]) and math.isfinite(r["case"])):
             continue
-        digits = 3 if abs(r["base"]) < 10 else 1
+        whole = float(r["base"]).is_integer() and float(r["case"]).is_integer() and key in _COUNTS
+        digits = 0 if whole else 3 if abs(r["base"]) < 10 else 1
         rows.append((label, f"{r['base']:,.{digits}f}", f"{r['case']:,.{digits}f}", f"{r['difference']:+,.{digits}f}"))
     return rows
 

@@ -6,7 +6,7 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboards.context import twin_context
-from dashboards.runsview import runs_table, run_details
+from dashboards.runsview import run_details, runs_table
 
 dash.register_page(__name__, path="/runs", name="Runs", order=4, title="gigatwin · runs")
 
