@@ -46,10 +46,27 @@ def create_app(site: str = "colossus-1", speed: float = 60.0, *, replay: str | N
     )
     app.server.extensions[EXTENSION_KEY] = ctx
     app.layout = lambda: _shell(ctx)
+    app.server.add_url_rule("/report/<run_id>", "twin_report", lambda run_id: _report(ctx, run_id))
     if start_clock:
         ctx.clock.start()
     atexit.register(ctx.close)
     return app
+
+
+def _report(ctx: TwinContext, run_id: str):
+    """The utility report of a stored run, rendered by twin.report (404 when the module or run is missing)."""
+    from flask import Response, abort
+
+    from dashboards.runsview import report_function
+    from twin.errors import InputError
+
+    fn = report_function()
+    if fn is None:
+        abort(404, description="the utility report (twin.report.report_html) is not available in this installation")
+    try:
+        return Response(fn(run_id, ctx.runs_dir), mimetype="text/html")
+    except InputError as exc:
+        abort(404, description=str(exc))
 
 
 def context_of(app: Dash) -> TwinContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import math
 
@@ -44,8 +45,15 @@ def runs_table(ctx):
     return html.Table([head, *body], className="grid", id="runs-grid")
 
 
+def report_function():
+    """`twin.report.report_html(run_id, base) -> str` (self-contained HTML) when the report module has it."""
+    if importlib.util.find_spec("twin.report") is None:
+        return None
+    return getattr(importlib.import_module("twin.report"), "report_html", None)
+
+
 def report_available() -> bool:
-    return importlib.util.find_spec("twin.report") is not None
+    return report_function() is not None
 
 
 def run_details(ctx, run_id: str | None):
@@ -68,8 +76,7 @@ def run_details(ctx, run_id: str | None):
     if report_available():
         extra.append(html.P(html.A("Utility report (HTML)", href=f"/report/{run_id}", target="_blank", id="runs-report")))
     else:
-        extra.append(html.P("Utility report: not available in this installation (twin.report is missing).",
-                            className="muted"))
+        extra.append(html.P("Utility report: not available in this installation.", className="muted"))
     return html.Div([html.H4(run_id), html.P(f"{m.get('site')} · scenario {m.get('scenario')} · "
                                              f"{_f(m.get('hours'), 1)} h at {_f(m.get('step_s'), 1)} s steps",
                                              className="muted"),

@@ -285,12 +285,13 @@ def kpi_cards(ctx, snap: Snapshot):
     swing = None
     if "p_it_max_kw" in v and "p_it_min_kw" in v:
         swing = (v["p_it_max_kw"] - v["p_it_min_kw"]) / 1000.0
+    d = 1 if abs(mw("p_facility_kw")) >= 10 else 3  # small sites: kW resolution
     cards = [
-        ("IT load", fmt(mw("p_it_kw"), "", 1), "MW", "kpi-it"),
-        ("Facility load", fmt(mw("p_facility_kw"), "", 1), "MW", "kpi-facility"),
+        ("IT load", fmt(mw("p_it_kw"), "", d), "MW", "kpi-it"),
+        ("Facility load", fmt(mw("p_facility_kw"), "", d), "MW", "kpi-facility"),
         ("PUE", fmt(snap.pue, "", 3), "", "kpi-pue"),
-        ("Training swing in step", fmt(swing, "", 1), "MW", "kpi-swing"),
-        ("Grid import", fmt(grid / 1000.0 if grid is not None else None, "", 1), "MW", "kpi-grid"),
+        ("Swing in step", fmt(swing, "", d), "MW", "kpi-swing"),
+        ("Grid import", fmt(grid / 1000.0 if grid is not None else None, "", d), "MW", "kpi-grid"),
         ("Turbines online", f"{fmt(v.get('turbines_online'), '', 0)} / {tot['turbines']:.0f}" if tot["turbines"] else "–",
          "", "kpi-turbines"),
         ("Battery charge", fmt(soc_pct, "", 1), "%" if soc_pct is not None else "", "kpi-soc"),
