@@ -35,6 +35,62 @@ from twin.errors import InfeasibleError
 
 INF = highspy.kHighsInf
 
+# --------------------------------------------------------------------------------------------- HiGHS banner
+
+
+def _swallow_highs_banner() -> None:
+    """HiGHS 1.16 writes its banner ("Running HiGHS ...") from C++ to file descriptor 1 when the first
+    `Highs` object of the process is constructed, before any option can be set; later constructions
+    print nothing. The CLI prints tables on stdout, so this constructs that first instance here, at
+    import, with fd 1 pointed at /dev/null (C stdio flushed before and after). Every later
+    `highspy.Highs()` in the process (ours, Pyomo's, a benchmark's) is then silent. If fd 1 cannot be
+    redirected (no stdout), the banner goes wherever fd 1 goes, as before."""
+    import ctypes
+    import os
+    import sys
+
+    try:
+        libc = ctypes.CDLL(None)
+        flush = lambda: libc.fflush(None)  # noqa: E731
+    except OSError:  # pragma: no cover - no C library handle (not on Linux/macOS)
+        flush = lambda: None  # noqa: E731
+    for stream in (sys.stdout, sys.__stdout__):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+    try:
+        saved = os.dup(1)
+    except OSError:
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        flush()
+        os.dup2(devnull, 1)
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        flush()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    del h
+
+
+_swallow_highs_banner()
+
+
+def new_highs(**options) -> highspy.Highs:
+    """A `highspy.Highs` with output off (set right after construction) and `options` applied. The
+    banner of the process's first construction has already been swallowed at import of this module."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    for k, v in options.items():
+        h.setOptionValue(k, v)
+    return h
+
 # --------------------------------------------------------------------------------------------- registry
 
 
@@ -322,8 +378,7 @@ class HighsHandle:
     `LinearModel.set_cost`, bound changes by `set_col_bounds` / `set_row_bounds`)."""
 
     def __init__(self, lm: LinearModel):
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs()
         A = lm.matrix()
         row_lb, row_ub = lm.row_bounds()
         col_lb, col_ub, integ = lm.col_bounds()

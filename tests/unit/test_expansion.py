@@ -36,32 +36,56 @@ EXP = dict(turbine_capex_usd_kw=900.0, turbine_fom_usd_kw_year=15.0, turbine_lif
            demand_months_weight=12.0)
 
 
+def _mixed(**over):
+    """A day whose least-cost plan needs both technologies: 95 kW off-peak, 120 kW for 6 h against a 100 kW
+    grid cap. The battery (6-h duration, lossless, empty at midnight) can only charge from the 5 kW of grid
+    headroom in the 12 h before the peak: 60 kWh, half of the 120 kWh shortfall, so a battery alone cannot
+    do it. Gas at 8 $/MMBtu makes turbine energy (0.086 fuel + 0.01 O&M $/kWh) dearer than grid energy,
+    so a turbine runs only to cover the peak; per kWh of daily peak a battery costs ~19 $/yr + its
+    charging energy (0.03-0.06 $/kWh) against ~35 $/yr of turbine fuel, but a turbine unit costs
+    1000 $/yr on top. Expected: 1 turbine (10 kW over the peak) + 60 kWh / 10 kW of battery, beating
+    2 turbines and no battery by ~1.3 k$/yr."""
+    h = np.arange(24)
+    return _day(**{"load_kw": np.where((h >= 12) & (h < 18), 120.0, 95.0), "gas_price_usd_mmbtu": 8.0, **over})
+
+
 def test_expansion_matches_brute_force_over_turbines_and_battery_sizes():
     """Enumerate turbine counts x battery energies (6-h duration), each operated by the dispatch LP
-    relaxation, annualised by hand; the expansion optimum must equal the best enumerated plan."""
-    inp = ExpansionInputs(operation=_day(), **EXP)
+    relaxation, annualised by hand; the expansion optimum must equal the best enumerated plan, and that
+    plan must be mixed (turbines and battery), with the runner-up clearly worse."""
+    inp = ExpansionInputs(operation=_mixed(), **EXP)
     ds = solve_expansion(inp)
     a = 0.07
-    best = (np.inf, None)
+    plans = []
     for n, e in itertools.product(range(0, 6), np.arange(0.0, 250.0, 10.0)):
         p = e / 6.0
-        op = _day(turbines=TurbineFleet(**{**_day().turbines.__dict__, "n_units": n}),
-                  battery=Battery(p_max_kw=p, e_max_kwh=e, efficiency_roundtrip_pu=1.0, soc_initial_pu=0.0,
-                                  soc_min_pu=0.0))
+        op = _mixed(turbines=TurbineFleet(**{**_day().turbines.__dict__, "n_units": n}),
+                    battery=Battery(p_max_kw=p, e_max_kwh=e, efficiency_roundtrip_pu=1.0, soc_initial_pu=0.0,
+                                    soc_min_pu=0.0))
         try:
             d = solve_dispatch(op, relax=True)
         except InfeasibleError:
             continue
         ops = 365.0 * (d.attrs["cost_total_usd"] - d.attrs["cost_demand_usd"]) + 12.0 * d.attrs["cost_demand_usd"]
         capex = (n * 10.0 * (900.0 * crf(a, 20) + 15.0) + e * 150.0 * crf(a, 15) + p * (100.0 * crf(a, 15) + 5.0))
-        if ops + capex < best[0]:
-            best = (ops + capex, (n, e))
-    total, (n_best, e_best) = best
+        plans.append((ops + capex, n, float(e)))
+    plans.sort()
+    (total, n_best, e_best), runner_up = plans[0], plans[1]
+    # the enumeration itself: battery-only is infeasible, the best plan is mixed, and it is a clear winner
+    assert all(n >= 1 for _, n, _ in plans)
+    assert (n_best, e_best) == (1, 60.0)
+    assert runner_up[0] > total * 1.005
+    # the optimiser: same objective, same decisions
     assert ds.attrs["cost_annual_total_usd"] == pytest.approx(total, rel=1e-6)
     assert ds.attrs["solver_objective"] == pytest.approx(total, rel=1e-6)
     assert float(ds.turbines_new) == n_best
     assert float(ds.battery_e_new_kwh) == pytest.approx(e_best, abs=1e-6)
     assert float(ds.battery_p_new_kw) == pytest.approx(e_best / 6.0, abs=1e-6)
+    # the turbine covers 10 kW of the peak, the battery the other 10 kW; the grid stays at its cap
+    peak = slice(12, 18)
+    np.testing.assert_allclose(ds.turbine_p_kw.values[peak], 10.0, atol=1e-6)
+    np.testing.assert_allclose(ds.battery_p_kw.values[peak], 10.0, atol=1e-6)
+    assert float(ds.grid_import_kw.max()) <= 100.0 + 1e-9
 
 
 def test_peak_shortfall_met_by_cheapest_option_by_hand():
