@@ -21,7 +21,7 @@ from twin.schema.scenario import scenario_from_dict
 from twin.sim.engine import site_layout
 
 CASES = {
-    "year hourly (8,760 x 1,819 racks)": {"site": "colossus-1", "hours": 8760, "step": "1h", "workload": {"fill_pu": 1.0}},
+    "year hourly (8,760 x 2,203 racks)": {"site": "colossus-1", "hours": 8760, "step": "1h", "workload": {"fill_pu": 1.0}},
     "1 h at 0.1 s (36,000 steps)": {"site": "colossus-1", "hours": 1, "step": "0.1s", "start": "2025-07-15T14:00",
                                     "workload": {"jobs": [{"name": "train-100k", "kind": "training", "gpus": 100000,
                                                            "start_s": -60}]}},

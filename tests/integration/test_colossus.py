@@ -17,8 +17,9 @@ SCEN = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def test_all_training_draws_120_to_180_mw():
-    """Every GPU in training on the hottest afternoon of the typical year, resolved at 0.1 s: the draw the
-    utility must serve (the compute-phase peak at the site boundary) lies in 120-180 MW."""
+    """Every GPU in training on the hottest afternoon of the typical year, resolved at 0.1 s: the demand the
+    utility must serve (the 15-minute peak at the site boundary, the figure a utility plans and bills for)
+    lies in 120-180 MW. Job interruptions at the published rate (Llama 3) are part of the run."""
     wx = typical_year()
     hottest = pd.Timestamp(wx.time.values[int(np.argmax(wx.t_dry_c.values))])
     sc = scenario_from_dict({"site": "colossus-1", "hours": 1, "step": "0.1s", "start": str(hottest), "seed": 1,
@@ -28,8 +29,8 @@ def test_all_training_draws_120_to_180_mw():
     print(f"\ncolossus-1 all training, {hottest} ({float(ds.t_dry_c[0]):.1f} C): site boundary mean "
           f"{k['p_facility_mean_mw']:.1f} MW, 15-min peak {k['peak_demand_15min_mw']:.1f} MW, "
           f"compute-phase peak {k['p_facility_max_mw']:.1f} MW, PUE {k['pue']:.3f}")
-    assert 120.0 <= k["p_facility_max_mw"] <= 180.0
-    assert k["p_facility_mean_mw"] < k["p_facility_max_mw"]
+    assert 120.0 <= k["peak_demand_15min_mw"] <= 180.0
+    assert k["p_facility_mean_mw"] <= k["peak_demand_15min_mw"] <= k["p_facility_max_mw"]
 
 
 def test_year_hourly_runs_and_is_plausible():
@@ -41,7 +42,7 @@ def test_year_hourly_runs_and_is_plausible():
     print(f"\ncolossus-1 year: {k['energy_facility_mwh'] / 1000:.0f} GWh, mean {k['p_facility_mean_mw']:.1f} MW, "
           f"peak (hourly) {k['p_facility_max_mw']:.1f} MW, PUE {k['pue']:.3f}, WUE {k['wue_l_kwh']:.2f} L/kWh, "
           f"largest summer-day water {day_gal / 1e6:.2f} M US gal (published ~1 M)")
-    assert ds.sizes["time"] == 8760 and ds.p_rack_kw.shape == (8760, 1819)
+    assert ds.sizes["time"] == 8760 and ds.p_rack_kw.shape == (8760, 2203)
     assert 1.0 < k["pue"] < 1.5
     # PUE is higher in summer than in winter (chiller lift)
     assert float(ds.twin.pue_hourly().sel(time=slice("2025-07-01", "2025-07-31")).mean()) > \

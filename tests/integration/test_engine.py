@@ -79,9 +79,9 @@ def test_tiny_hand_calculation():
     ds = twin.simulate(None, sc)
     t = 0
     # PSU: titanium-3300w x 4 = 13.2 kW per node; eta by linear interpolation of (0.2, 0.94), (0.5, 0.96), (1.0, 0.91)
-    dc_busy = 2.6 + 8 * 0.8 * 0.700  # kW: base + 8 GPUs at 560 W
+    dc_busy = 3.0 + 8 * 0.8 * 0.700  # kW: base (hgx-h100-8gpu-lc p_base_kw) + 8 GPUs at 560 W
     eta_busy = 0.96 + (dc_busy / 13.2 - 0.5) / 0.5 * (0.91 - 0.96)
-    dc_idle = 2.6 + 8 * 0.070
+    dc_idle = 3.0 + 8 * 0.070
     eta_idle = 0.94 + (dc_idle / 13.2 - 0.2) / 0.3 * (0.96 - 0.94)
     rack_busy = 8 * dc_busy / eta_busy
     rack_idle = 8 * dc_idle / eta_idle

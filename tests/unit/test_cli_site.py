@@ -46,25 +46,25 @@ def test_show_colossus_1():
     assert "1,563" in _row(out, "gpu racks")
     assert re.search(r"\b4\b", _row(out, "halls"))
     assert "196" in _row(out, "GPU arrays")
-    assert "135.0 MW" in _row(out, "IT nameplate")  # 135,027.8 kW by hand (test_sites)
+    assert "143.0 MW" in _row(out, "IT nameplate")  # 143,015.0 kW by hand (test_sites)
     assert "150.0 MW" in _row(out, "grid")
     assert "247.5 MW" in _row(out, "gas turbines")
     # Power chain: 2 x 90 MVA x 0.95 = 171 MW of substation; 64 transformers of 2.85 MW = 182.4 MW.
     assert "171.0" in _row(out, "substation")
     sub = _row(out, "transformer")
-    assert "64" in sub and "182.4" in sub and "135.0" in sub
+    assert "64" in sub and "182.4" in sub and "143.0" in sub
 
 
 def test_show_summary_matches_layout(colossus):
     site, layout = colossus
     s = summary(site, layout)
     assert (s["gpus"], s["gpu_nodes"], s["gpu_racks"], s["halls"]) == (100_000, 12_500, 1_563, 4)
-    assert s["racks_by_role"] == {"gpu": 1563, "cpu": 32, "storage": 64, "network": 160}
+    assert s["racks_by_role"] == {"gpu": 1563, "cpu": 32, "storage": 64, "network": 544}
     tx = next(r for r in s["power_chain"] if r["kind"] == "transformer")
     assert tx["units"] == 64 and tx["rating_mw"] == pytest.approx(64 * 3000 * 0.95 / 1000)
-    assert tx["below_mw"] == pytest.approx(135.0278)
+    assert tx["below_mw"] == pytest.approx(143.015)
     loops = next(r for r in s["cooling"] if r["kind"] == "facility loop")
-    assert loops["groups"] == 4 and loops["heat_mw"] == pytest.approx(135.0278)
+    assert loops["groups"] == 4 and loops["heat_mw"] == pytest.approx(143.015)
     # Heat conservation: what the loops take, the heat rejection downstream of them takes (before
     # compressor work): air chillers and water chillers together carry the four loops' heat.
     chillers = sum(r["heat_mw"] for r in s["cooling"] if r["kind"].startswith("chiller"))
@@ -106,8 +106,8 @@ def test_colossus_graph_json_without_nodes(tmp_path, colossus):
     result = runner.invoke(app, ["site", "graph", "colossus-1", "--out", str(out), "--no-nodes"])
     assert result.exit_code == 0, result.output
     g = nx.node_link_graph(json.loads(out.read_text()), edges="edges")
-    assert g.number_of_nodes() == len(layout.equip.ids) + len(layout.racks)  # 272 + 1,819
-    assert g.number_of_nodes() == 272 + 1819
+    assert g.number_of_nodes() == len(layout.equip.ids) + len(layout.racks)  # 272 + 2,203
+    assert g.number_of_nodes() == 272 + 2203
     assert sum(d["gpus"] for _, d in g.nodes(data=True) if d["kind"] == "rack") == 100_000
 
 

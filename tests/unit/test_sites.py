@@ -69,8 +69,8 @@ def test_colossus_1_counts(layouts):
     assert hall4[-1] == 4 and (hall4[:-1] == 8).all()
     # 8-rack arrays within each hall: ceil(391 / 8) = ceil(390 / 8) = 49 per hall.
     assert len(np.unique(r.array[is_gpu])) == 4 * 49
-    # 40 network + 16 storage + 8 CPU racks per hall.
-    assert int((r.role == ROLES.index("network")).sum()) == 160
+    # 136 network + 16 storage + 8 CPU racks per hall.
+    assert int((r.role == ROLES.index("network")).sum()) == 544
     assert int((r.role == ROLES.index("storage")).sum()) == 64
     assert int((r.role == ROLES.index("cpu")).sum()) == 32
 
@@ -83,13 +83,13 @@ def test_colossus_1_nameplate_hand_calculation(layouts):
     server_kw, cdu_pump_kw = 10.2, 1.0  # hgx-h100-8gpu-lc p_max_kw; supermicro-cdu-4u p_pump_kw
     gpu_racks_kw = 12_500 * server_kw + 1_563 * cdu_pump_kw  # 127,500 + 1,563 = 129,063 kW
     door_fan_kw = 0.8  # active-rdhx-50kw p_fan_kw
-    per_hall_kw = 40 * (20 + door_fan_kw) + 16 * (25 + door_fan_kw) + 8 * (30 + door_fan_kw)  # 1,491.2 kW
-    other_kw = 4 * per_hall_kw  # 5,964.8 kW
+    per_hall_kw = 136 * (20 + door_fan_kw) + 16 * (25 + door_fan_kw) + 8 * (30 + door_fan_kw)  # 3,488.0 kW
+    other_kw = 4 * per_hall_kw  # 13,952.0 kW
     assert gpu_racks_kw == pytest.approx(129_063.0)
     assert float(r.p_max_kw[is_gpu].sum()) == pytest.approx(gpu_racks_kw, rel=1e-12)
     assert float(r.p_max_kw[~is_gpu].sum()) == pytest.approx(other_kw, rel=1e-12)
-    it_kw = gpu_racks_kw + other_kw  # 135,027.8 kW
-    assert float(r.p_max_kw.sum()) == pytest.approx(135_027.8, rel=1e-12)
+    it_kw = gpu_racks_kw + other_kw  # 143,015.0 kW
+    assert float(r.p_max_kw.sum()) == pytest.approx(143_015.0, rel=1e-12)
     # A full GPU rack: 8 x 10.2 + 1.0 = 82.6 kW; the half rack of hall 4: 4 x 10.2 + 1.0 = 41.8 kW.
     assert r.p_max_kw[is_gpu].max() == pytest.approx(82.6)
     assert r.p_max_kw[is_gpu].min() == pytest.approx(41.8)

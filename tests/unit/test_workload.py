@@ -32,8 +32,8 @@ def test_resolved_mean_equals_duty_weighted_mean():
     job = steady(iteration_s=2.37)
     out = run([job], HOUR, resolve=True)
     # checkpoints end at -100 + k*1800 s: [1640, 1700) and [3440, 3500) lie in the hour -> 120 s of 3600 s
-    iteration_pu = 0.7 * 0.95 + 0.3 * 0.35  # 0.77
-    expected_w = TDP_W * ((1 - 120 / 3600) * iteration_pu + 120 / 3600 * 0.25)  # 526.87 W
+    iteration_pu = 0.8 * 0.95 + 0.2 * 0.35  # 0.83
+    expected_w = TDP_W * ((1 - 120 / 3600) * iteration_pu + 120 / 3600 * 0.25)  # 567.47 W
     assert out.p_gpu_w.mean() == pytest.approx(expected_w, rel=0.01)
     # and it really swings between the two phase levels
     assert out.p_gpu_w.max() == pytest.approx(0.95 * TDP_W, rel=0.01)
@@ -57,7 +57,7 @@ def test_hourly_mean_matches_resolved_hour(mit):
 def test_ramp_limit_shifts_mean_as_hand_computed():
     # r = 0.5 pu/s cannot cover 0.95 - 0.35 = 0.6 pu in the 0.6 s comm phase: the wave sits at 0.95 and dips
     # 0.5*0.6 = 0.3 pu; mean = 0.95 - r*t_comm^2/period = 0.95 - 0.5*0.36/2 = 0.86 pu (no checkpoint here)
-    job = steady(checkpoint_interval_s=1e7, checkpoint_duration_s=0.0)
+    job = steady(checkpoint_interval_s=1e7, checkpoint_duration_s=0.0, compute_fraction_pu=0.7)
     out = run([job], np.arange(3) * 3600.0, Mitigations(gpu_ramp_limit_pu_s=0.5))
     assert out.p_gpu_w[0, 0] == pytest.approx(0.86 * TDP_W, rel=1e-6)
     assert out.p_gpu_min_w[0, 0] == pytest.approx(0.65 * TDP_W, rel=1e-6)
@@ -100,7 +100,7 @@ def test_power_floor_lifts_troughs_and_kills_band_energy():
     e_bare = band_energy(bare.p_gpu_w[0] * job.gpus / 1000.0, 0.1, (band,))[band]
     e_floor = band_energy(floored.p_gpu_w[0] * job.gpus / 1000.0, 0.1, (band,))[band]
     print(f"\n0.1-2 Hz energy, 100k GPUs: {e_bare:.1f} MW^2 bare, {e_floor:.2f} MW^2 with a 90% floor")
-    assert e_bare > 100.0  # a 42 MW square wave: ~ (42 MW)^2 * 0.7 * 0.3 of variance, mostly in band
+    assert e_bare > 100.0  # a 42 MW square wave: ~ (42 MW)^2 * 0.8 * 0.2 of variance, mostly in band
     assert e_floor < 0.1 * e_bare
 
 

@@ -46,7 +46,11 @@ class TrainingJob(_Frozen):
         "(arXiv 2508.14318) shows swings in the 0.1-2 Hz band",
     )
     compute_fraction_pu: float = Field(
-        0.7, gt=0, lt=1, description="Share of each iteration spent in the compute phase (assumed)"
+        0.8,
+        gt=0,
+        lt=1,
+        description="Share of each iteration spent in the compute phase. Assumed: large-scale LLM training "
+        "overlaps most collectives with compute, leaving ~10-30 % of a step exposed communication",
     )
     p_compute_pu: float = Field(
         0.95,
