@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 import math
 
-from dash import html
+from dash import dcc, html
 
 COLUMNS = [("energy_facility_mwh", "facility MWh", 0), ("peak_demand_15min_mw", "peak MW (15 min)", 1),
            ("pue", "PUE", 3), ("energy_unserved_mwh", "unserved MWh", 1), ("stranded_gpus_max", "stranded GPUs", 0)]
@@ -68,7 +68,9 @@ def run_details(ctx, run_id: str | None):
     except InputError as exc:
         return html.P(str(exc), className="errors")
     k = m.get("kpis") or {}
-    rows = [html.Tr([html.Th(label), html.Td(_f(k.get(key), 3 if abs(k.get(key) or 0) < 10 else 1))])
+    from dashboards.whatif import COUNT_KPIS
+
+    rows = [html.Tr([html.Th(label), html.Td(_f(k.get(key), 0 if key in COUNT_KPIS else 3 if abs(k.get(key) or 0) < 10 else 1))])
             for key, label in KPI_LABELS.items() if key in k]
     extra = []
     if k.get("whatif_changes"):
@@ -77,7 +79,32 @@ def run_details(ctx, run_id: str | None):
         extra.append(html.P(html.A("Utility report (HTML)", href=f"/report/{run_id}", target="_blank", id="runs-report")))
     else:
         extra.append(html.P("Utility report: not available in this installation.", className="muted"))
+    extra.append(html.P(["Replay it live: ", html.Code(f"twin dash --site {m.get('site')} --replay {run_id}")],
+                        className="muted"))
     return html.Div([html.H4(run_id), html.P(f"{m.get('site')} · scenario {m.get('scenario')} · "
                                              f"{_f(m.get('hours'), 1)} h at {_f(m.get('step_s'), 1)} s steps",
                                              className="muted"),
-                     *extra, html.Table(rows, className="kv")])
+                     *extra, dcc.Graph(figure=run_figure(ctx, run_id), config={"displaylogo": False}, id="runs-figure"),
+                     html.Table(rows, className="kv")])
+
+
+def run_figure(ctx, run_id: str) -> dict:
+    """Site power by source over the run (at most ~1,000 points)."""
+    import numpy as np
+
+    from dashboards.views import decimate, source_traces
+    from twin.runs import open_run
+
+    ds = open_run(run_id, ctx.runs_dir)
+    hist = {"t_s": ds["elapsed_s"].values if "elapsed_s" in ds.coords else np.arange(ds.sizes["time"]),
+            "time": ds["time"].values, "p_facility_kw": ds["p_facility_kw"].values}
+    for s in ds["source"].values:
+        hist[f"source:{s}"] = ds["p_source_kw"].sel(source=s).values
+    hist = decimate(hist, 1000)
+    x = [str(t)[:16] for t in hist["time"]]
+    data = source_traces(x, {k.split(":", 1)[1]: v for k, v in hist.items() if k.startswith("source:")})
+    data.append({"type": "scatter", "mode": "lines", "name": "facility", "x": x,
+                 "y": np.round(hist["p_facility_kw"] / 1000.0, 3).tolist(), "line": {"color": "#222", "width": 1.2}})
+    return {"data": data, "layout": {"title": {"text": "Site power by source (MW)", "font": {"size": 13}}, "height": 300,
+                                     "margin": {"l": 45, "r": 10, "t": 35, "b": 30},
+                                     "legend": {"orientation": "h", "y": -0.2}}}

@@ -312,6 +312,24 @@ def _empty_figure(title: str, message: str) -> dict:
                                                     "xref": "paper", "yref": "paper", "font": {"size": 13}}]}}
 
 
+def source_traces(x: list, sources: dict[str, np.ndarray]) -> list[dict]:
+    """Stacked areas of what each source delivers (MW); battery charging drawn below zero, not stacked."""
+    data = []
+    charge = None
+    for name in sorted(sources, key=lambda n: list(SOURCE_COLOURS).index(n) if n in SOURCE_COLOURS else 9):
+        v = np.asarray(sources[name], dtype=float) / 1000.0
+        if name == "battery":
+            charge = np.minimum(v, 0.0)
+            v = np.maximum(v, 0.0)
+        label = "battery discharge" if name == "battery" else name.replace("_", " ")
+        data.append({"type": "scatter", "mode": "lines", "name": label, "x": x, "y": np.round(v, 3).tolist(),
+                     "stackgroup": "src", "line": {"width": 0.5, "color": SOURCE_COLOURS.get(name)}})
+    if charge is not None and charge.min() < 0:
+        data.append({"type": "scatter", "mode": "lines", "name": "battery charge", "x": x, "fill": "tozeroy",
+                     "y": np.round(charge, 3).tolist(), "line": {"width": 0.5, "color": "#98df8a"}})
+    return data
+
+
 def decimate(hist: dict, max_points: int = 720) -> dict:
     """At most `max_points` per series: bin means, bin minimum of `*_min_*` and maximum of `*_max_*` series."""
     n = len(hist.get("t_s", ()))
@@ -340,25 +358,19 @@ def source_figure(ctx, hist: dict) -> dict:
     hist = decimate(hist)
     x = [str(t) for t in hist["time"]]
     data = []
-    for key in sorted(k for k in hist if k.startswith("source:")):
-        name = key.split(":", 1)[1]
-        data.append({"type": "scatter", "mode": "lines", "name": name.replace("_", " "), "x": x,
-                     "y": np.round(hist[key] / 1000.0, 3).tolist(), "stackgroup": "src",
-                     "line": {"width": 0.5, "color": SOURCE_COLOURS.get(name)}})
+    data += source_traces(x, {k.split(":", 1)[1]: v for k, v in hist.items() if k.startswith("source:")})
     if "p_it_min_kw" in hist and "p_it_max_kw" in hist:
-        # the swing envelope of the training job within each step, drawn as a band around IT power
-        data.append({"type": "scatter", "mode": "lines", "name": "IT swing (min)", "x": x, "showlegend": False,
-                     "y": np.round(hist["p_it_min_kw"] / 1000.0, 3).tolist(), "line": {"width": 0, "color": "#999"}})
-        data.append({"type": "scatter", "mode": "lines", "name": "IT swing band", "x": x, "fill": "tonexty",
-                     "fillcolor": "rgba(120,120,120,0.25)", "y": np.round(hist["p_it_max_kw"] / 1000.0, 3).tolist(),
-                     "line": {"width": 0, "color": "#999"}})
+        # the swing envelope of the training job within each step: lowest and highest IT power
+        for key, name in (("p_it_max_kw", "IT swing max"), ("p_it_min_kw", "IT swing min")):
+            data.append({"type": "scatter", "mode": "lines", "name": name, "x": x,
+                         "y": np.round(hist[key] / 1000.0, 3).tolist(), "line": {"width": 1, "color": "#7f7f7f"}})
     for key, name, dash_ in (("p_facility_kw", "facility", "solid"), ("p_it_kw", "IT", "dot")):
         if key in hist:
             data.append({"type": "scatter", "mode": "lines", "name": name, "x": x,
                          "y": np.round(hist[key] / 1000.0, 3).tolist(), "line": {"color": "#222", "dash": dash_, "width": 1.5}})
     return {"data": data, "layout": {"title": {"text": title, "font": {"size": 14}}, "height": 360,
                                      "margin": {"l": 50, "r": 10, "t": 40, "b": 40}, "uirevision": "sources",
-                                     "yaxis": {"title": {"text": "MW"}, "rangemode": "tozero"},
+                                     "yaxis": {"title": {"text": "MW"}},
                                      "legend": {"orientation": "h", "y": -0.15}}}
 
 

@@ -217,7 +217,7 @@ def _overloads(ds) -> list[tuple[str, float]]:
     return [(str(ids[i]), float(peak[i])) for i in order[:8] if peak[i] > 1.0]
 
 
-_COUNTS = {"stranded_gpus_max", "job_failures", "turbine_starts", "turbines_online_max"}
+COUNT_KPIS = {"stranded_gpus_max", "job_failures", "turbine_starts", "turbines_online_max"}
 
 
 def compare_rows(table: list[dict]) -> list[tuple[str, str, str, str]]:
@@ -230,7 +230,7 @@ def compare_rows(table: list[dict]) -> list[tuple[str, str, str, str]]:
         r = by_key.get(key)
         if r is None or not (math.isfinite(r["base"]) and math.isfinite(r["case"])):
             continue
-        whole = float(r["base"]).is_integer() and float(r["case"]).is_integer() and key in _COUNTS
+        whole = float(r["base"]).is_integer() and float(r["case"]).is_integer() and key in COUNT_KPIS
         digits = 0 if whole else 3 if abs(r["base"]) < 10 else 1
         rows.append((label, f"{r['base']:,.{digits}f}", f"{r['case']:,.{digits}f}", f"{r['difference']:+,.{digits}f}"))
     return rows

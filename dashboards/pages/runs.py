@@ -15,7 +15,7 @@ def layout(**_query):
     ctx = twin_context()
     return html.Div([
         html.Div(className="toolbar", children=[html.Span(id="runs-count", className="muted")]),
-        html.Div(className="floor-wrap", children=[
+        html.Div(className="runs-wrap", children=[
             html.Div(runs_table(ctx), id="runs-table", className="card"),
             html.Div(id="runs-details", className="details card"),
         ]),
