@@ -52,14 +52,17 @@ def _state(ctx, source: str | None):
         except InputError as exc:
             return ctx.clock.snapshot(), f"cannot show run {source}: {exc}"
     snap = ctx.clock.snapshot()
-    return snap, f"live twin at {snap.time:%Y-%m-%d %H:%M:%S}"
+    what = "replayed run" if snap.mode == "replay" else "live twin"
+    out = f" — out of service: {', '.join(snap.failed)}" if snap.failed else ""
+    return snap, f"{what} at {snap.time:%Y-%m-%d %H:%M:%S}{out}"
 
 
 def _source_options(ctx):
     from dashboards.runsview import list_store
 
     runs = [m for m in list_store(ctx) if m.get("site") == ctx.site.name][:50]
-    return [{"label": "live twin", "value": "live"}] + [
+    this = "replayed run (twin clock)" if ctx.clock.mode == "replay" else "live twin"
+    return [{"label": this, "value": "live"}] + [
         {"label": f"run {m['id']}" + (f" ({m['kpis'].get('whatif_changes')})" if (m.get("kpis") or {}).get("whatif_changes") else ""),
          "value": m["id"]} for m in runs]
 
