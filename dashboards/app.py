@@ -46,6 +46,8 @@ def create_app(site: str = "colossus-1", speed: float = 60.0, *, replay: str | N
     )
     app.server.extensions[EXTENSION_KEY] = ctx
     app.layout = lambda: _shell(ctx)
+    # The shell's own callback belongs to this app (pages register theirs with @callback).
+    app.callback(Output("shell-clock", "children"), Input("twin-tick", "n_intervals"))(lambda _n: clock_text(ctx))
     app.server.add_url_rule("/report/<run_id>", "twin_report", lambda run_id: _report(ctx, run_id))
     if start_clock:
         ctx.clock.start()
@@ -92,13 +94,6 @@ def _shell(ctx: TwinContext):
             dcc.Interval(id="twin-tick", interval=TICK_MS, n_intervals=0),
         ],
     )
-
-
-@dash.callback(Output("shell-clock", "children"), Input("twin-tick", "n_intervals"))
-def _clock_readout(_n):
-    from dashboards.context import twin_context
-
-    return clock_text(twin_context())
 
 
 def clock_text(ctx: TwinContext) -> str:

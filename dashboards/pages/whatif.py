@@ -38,7 +38,8 @@ def layout(**_query):
     others = [s for s in site_names() if s != ctx.site_name]
     return html.Div([
         html.P("Change the site or its conditions, run it beside the baseline (same start, span and step), and "
-               "compare. Runs go to the run store; you can leave the page while they run.", className="muted"),
+               "compare. Both runs start at the twin's current hour; event times count from there. Runs go to the "
+               "run store; you can leave the page while they run.", className="muted"),
         html.Div(className="toolbar", children=[
             _field("Horizon (h)", _num("horizon_h", 24)),
             _field("Step", dcc.Dropdown(id="wi-step", options=[{"label": v, "value": k} for k, v in STEPS.items()],
