@@ -453,7 +453,9 @@ def solve(model: pyo.ConcreteModel, time_limit_s: float = 60.0, rel_gap: float =
     if persistent:
         lm.handle = handle
     h = handle.h
-    h.setOptionValue("time_limit", float(time_limit_s))
+    # HiGHS measures time_limit against the instance's cumulative run clock, so a kept (persistent)
+    # instance would hit the limit on a later re-solve: allow time_limit_s beyond what has been used
+    h.setOptionValue("time_limit", float(h.getRunTime()) + float(time_limit_s))
     h.setOptionValue("mip_rel_gap", float(rel_gap))
     for k, v in (options or {}).items():
         h.setOptionValue(k, v)

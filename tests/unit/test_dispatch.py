@@ -178,7 +178,10 @@ def test_session_resolve_matches_fresh_solve_after_price_change():
     again = s.solve()
     fresh = solve_dispatch(DispatchInputs(**{**inp.__dict__, "price_usd_kwh": new}), relax=True)
     assert again.attrs["solver_objective"] == pytest.approx(fresh.attrs["solver_objective"], rel=1e-9)
+    s.set_prices(new * 1.1)
+    assert s.resolve_options() == {"simplex_strategy": 4}  # cost change only: primal simplex from the basis
     s.set_grid_import_max(np.full(inp.n, 100e3))
+    assert s.resolve_options() == {"simplex_strategy": 1}  # bounds changed too: dual simplex
     capped = s.solve()
     assert float(capped.grid_import_kw.max()) <= 100e3 + 1e-6
 
@@ -193,3 +196,20 @@ def test_relaxation_bounds_milp_and_model_names():
     lp = solve(build_dispatch(inp, relax=True), 60, 1e-6)
     assert info.is_mip and info.duals_from_fixed_lp and not lp.is_mip
     assert lp.objective <= info.objective * (1 + 1e-9)
+
+
+def test_persistent_resolves_are_not_stopped_by_the_cumulative_highs_clock():
+    # HiGHS checks time_limit against the instance's cumulative run time; a kept instance must still get
+    # the full time_limit_s on every re-solve, however long it has run before.
+    inp = _week(48)
+    s = DispatchSession(inp, relax=True, time_limit_s=0.05)
+    rng = np.random.default_rng(3)
+    n_solves = 0
+    while n_solves < 400 and (s.lm.handle is None or s.lm.handle.h.getRunTime() < 0.15):
+        s.set_prices(inp.price_usd_kwh * rng.uniform(0.7, 1.3, inp.n))
+        ds = s.solve()
+        n_solves += 1
+        assert s.last_info.status == "optimal"
+    assert s.lm.handle.h.getRunTime() >= 0.15  # the clock went well past the per-solve limit
+    fresh = solve_dispatch(DispatchInputs(**{**inp.__dict__, "price_usd_kwh": s.inputs.price_usd_kwh}), relax=True)
+    assert ds.attrs["solver_objective"] == pytest.approx(fresh.attrs["solver_objective"], rel=1e-9)
