@@ -68,7 +68,7 @@ def cooling_graph(layout: SiteLayout) -> nx.DiGraph:
     """Heat rejection -> facility loops -> CDUs / rear doors -> racks."""
     g = nx.DiGraph(name=f"{layout.site.name} cooling")
     eq = layout.equip
-    for i, (eid, kind, model) in enumerate(zip(eq.ids, eq.kind, eq.model, strict=True)):
+    for eid, kind, model in zip(eq.ids, eq.kind, eq.model, strict=True):
         if kind in ("facility_loop", *HEAT_REJECTION_KINDS):
             g.add_node(eid, kind=kind, count=model.count, q_max_kw=float(getattr(model, "q_max_kw", 0.0)))
     for i, parents in enumerate(eq.cooling_parents):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from twin.catalog import Catalog, load_catalog
 from twin.errors import InputError, Problem
 from twin.paths import sites_dir
-from twin.schema.components import CATALOG_KINDS, Component, DISTRIBUTION_KINDS, SITE_COMPONENTS
+from twin.schema.components import CATALOG_KINDS, DISTRIBUTION_KINDS, SITE_COMPONENTS, Component
 from twin.schema.site import Hall, Location, Parts, RackGroup, Site
 from twin.yamlio import problems_from_validation, read_yaml
 

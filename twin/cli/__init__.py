@@ -11,10 +11,10 @@ from twin.errors import InputError
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="gigatwin: digital twin of AI gigafactories")
 
 # Each area registers its commands on `app` in its own module (imported for the side effect).
-from twin.cli import site_cmd  # noqa: E402,F401
-from twin.cli import sim_cmd  # noqa: E402,F401
-from twin.cli import dash_cmd  # noqa: E402,F401
-from twin.cli import opt_cmd  # noqa: E402,F401
+import twin.cli.dash_cmd  # noqa: E402,F401
+import twin.cli.opt_cmd  # noqa: E402,F401
+import twin.cli.sim_cmd  # noqa: E402,F401
+import twin.cli.site_cmd  # noqa: E402,F401
 
 
 def main() -> None:
