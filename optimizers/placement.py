@@ -115,6 +115,8 @@ class PlacementOptions:
     time_limit_s: float = 20.0
     rel_gap: float = 0.01
     relaxation_duals: bool = True  # solve the LP relaxation as well, for the prices of the limits
+    highs_options: dict = field(default_factory=dict)  # extra HiGHS options for the MIP
+    lns: bool = False  # improve the greedy start hall by hall (improve_by_hall) before the MIP
 
 
 # ------------------------------------------------------------------------------------------------ physics
@@ -210,6 +212,7 @@ class PlacementProblem:
     za_job: np.ndarray | None = None  # candidate (job, array position) pairs of array-locality jobs
     za_arr: np.ndarray | None = None
     m_ub: float = 1.0
+    seg_feeder: np.ndarray | None = None
 
     @property
     def value_scale(self) -> float:
@@ -370,6 +373,7 @@ def prepare(layout: SiteLayout, jobs: list[PlacementJob], state: SiteState,
         loops, loop_cap, loop_now, rejection, rej_cap, rej_now, l2r, hall_jobs, array_jobs,
         np.unique(seg_array), why, lf,
     )
+    prob.seg_feeder = uniq[:, 1] if ns else np.zeros(0, int)
     reduce_model(prob)
     return prob
 
@@ -608,11 +612,15 @@ def define_objective(lm, prob) -> None:
 # ------------------------------------------------------------------------------------------------ warm start
 
 
-def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None,
+                 x_lp: np.ndarray | None = None, order: np.ndarray | None = None,
+                 best_fit: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A feasible placement by a greedy rule, handed to HiGHS as its first incumbent: jobs in order of
     their admission in the LP relaxation (`y_lp`, when given), then value per node (ties: larger first),
     each into the locality group (hall / array / site) with the most room, filling its segments with the
-    most room first. Returns (x per (pair_job, pair_seg), y per job)."""
+    most room first. With the LP relaxation's placement `x_lp` (nodes per (pair_job, pair_seg)), groups and
+    segments where the LP put the job come first. Returns (x per (pair_job, pair_seg), y per job)."""
+    pref = np.zeros(len(prob.pair_job)) if x_lp is None else np.asarray(x_lp, float)
     mats, rem = segment_limit_matrices(prob), limit_rhs(prob)
     fams = list(mats)
     G = {f: mats[f].tocsr() for f in fams}
@@ -622,7 +630,9 @@ def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None) -> tupl
     x = np.zeros(len(prob.pair_job))
     y = np.zeros(len(prob.jobs))
     required = np.array([j.required for j in prob.jobs])
-    if y_lp is None:
+    if order is not None:
+        pass
+    elif y_lp is None:
         order = np.lexsort((-prob.nodes, -prob.value / prob.nodes, ~required))
     else:  # the LP's choice first, largest jobs first within it (they fragment worst), then by value per node
         lp = -np.round(np.asarray(y_lp), 6)
@@ -669,13 +679,15 @@ def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None) -> tupl
         else:
             grp = np.zeros(len(segs), int)
         room = np.bincount(grp, weights=a)
-        for g in np.argsort(-room):
+        score = np.bincount(grp, weights=pref[pairs], minlength=len(room))
+        # best fit: the group with the least room that still takes the job (ties: where the LP put it)
+        for g in (np.lexsort((-score, room)) if best_fit else np.lexsort((-room, -score))):
             if room[g] < need:
-                break
+                continue
             sel = np.flatnonzero(grp == g)
             take = np.zeros(len(sel))
             left = need
-            for k in sel[np.argsort(-a[sel])]:
+            for k in sel[np.lexsort((-a[sel], -pref[pairs][sel]))]:
                 s = segs[k]
                 n = min(left, float(allowed(np.array([s]), p)[0]))
                 if n <= 0:
@@ -702,6 +714,95 @@ def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None) -> tupl
                     for f in fams:
                         row = G[f][s]
                         rem[f][row.indices] += row.data * n * p
+    return x, y
+
+
+def best_greedy(prob: PlacementProblem, y_lp: np.ndarray | None = None, x_lp: np.ndarray | None = None):
+    """The best of a few greedy orders (value per kW, value per node, the LP's admissions first) and both
+    group rules (best fit, most room): no single order wins when power or when nodes bind."""
+    req = np.array([j.required for j in prob.jobs])
+    dn = prob.value / prob.nodes
+    dk = dn / prob.p_node_kw
+    orders = [np.lexsort((-prob.nodes, -dk, ~req)), np.lexsort((-prob.nodes, -dn, ~req))]
+    if y_lp is not None:
+        lp = -np.round(np.asarray(y_lp), 6)
+        orders.append(np.lexsort((-dn, -prob.nodes, lp, ~req)))
+    best = (-1.0, None, None)
+    runs = [(orders[0], True), (orders[0], False), (orders[1], True)] + \
+        ([(orders[2], True), (orders[2], False)] if len(orders) > 2 else [])
+    for o, bf in runs:
+        if True:
+            x, y = greedy_start(prob, y_lp, x_lp, order=o, best_fit=bf)
+            v = float(prob.value @ y)
+            if v > best[0] and (y[req] > 0.5).all():
+                best = (v, x, y)
+    if best[1] is None:
+        return greedy_start(prob, y_lp, x_lp)
+    return best[1], best[2]
+
+
+def improve_by_hall(prob: PlacementProblem, x: np.ndarray, y: np.ndarray, y_lp: np.ndarray | None = None,
+                    time_limit_s: float = 2.0, max_candidates: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Large-neighbourhood search, one hall at a time: keep every job outside the hall where it is, free the
+    jobs wholly inside it, add the best unplaced candidates (admitted in the LP relaxation first, then by
+    value per kW), and re-solve that hall exactly (a small MILP of the same model). A hall's answer is kept
+    when it admits more value. Returns the improved (x per (pair_job, pair_seg), y)."""
+    L = prob.layout
+    x, y = x.copy(), y.copy()
+    nh = len(L.hall_ids)
+    ns = len(prob.seg_free)
+    pkeys = prob.pair_job * ns + prob.pair_seg
+    seg_key = {(int(a), int(f), int(lp)): s for s, (a, f, lp) in
+               enumerate(zip(prob.seg_array, prob.seg_feeder, prob.seg_loop, strict=True))}
+    dk = prob.value / (prob.nodes * prob.p_node_kw)
+    lp = np.zeros(len(prob.jobs)) if y_lp is None else np.asarray(y_lp)
+    for h in range(nh):
+        job_rack = disaggregate(prob, x).tocsr()
+        in_h = L.racks.hall == h
+        nodes_h = np.asarray(job_rack[:, in_h].sum(axis=1)).ravel()
+        nodes_all = np.asarray(job_rack.sum(axis=1)).ravel()
+        inside = (nodes_h > 0) & (nodes_h == nodes_all)
+        unplaced = (y < 0.5) & np.array([j.name not in prob.not_placeable for j in prob.jobs])
+        cand = np.flatnonzero(unplaced)
+        cand = cand[np.lexsort((-dk[cand], -lp[cand]))][:max_candidates]
+        free_jobs = np.concatenate([np.flatnonzero(inside), cand])
+        if free_jobs.size == 0:
+            continue
+        fixed = np.setdiff1d(np.flatnonzero(nodes_all > 0), free_jobs)
+        fixed_nodes = np.asarray(job_rack[fixed].sum(axis=0)).ravel() if fixed.size else np.zeros(len(L.racks))
+        fixed_kw = np.asarray((job_rack[fixed].T @ prob.p_node_kw[fixed])).ravel() if fixed.size else 0.0
+        free_sub = np.where(in_h, prob.state.free_nodes - fixed_nodes, 0).astype(np.int64)
+        st = SiteState(free_nodes=np.maximum(free_sub, 0), p_rack_kw=prob.state.p_rack_kw + fixed_kw,
+                       p_own_kw=prob.state.p_own_kw)
+        jobs_sub = [prob.jobs[j] for j in free_jobs]
+        opt = replace(prob.options, time_limit_s=time_limit_s, relaxation_duals=False)
+        try:
+            sub = prepare(L, jobs_sub, st, opt)
+        except InputError:
+            continue
+        if len(sub.pair_job) == 0:
+            continue
+        mr = build_placement(sub, relax=True)
+        ri = solve(mr, time_limit_s, opt.rel_gap, duals=False, load_pyomo=False)
+        if not ri.has_solution:
+            continue
+        ms = build_placement(sub)
+        si = solve_placement(sub, ms, y_lp=mr._linear.value(ri, "y"),
+                             x_lp=segment_allocation(sub, mr._linear, ri, integral=False), lns=False)
+        if not si.has_solution:
+            continue
+        y_sub = np.rint(ms._linear.value(si, "y"))
+        if float(sub.value @ y_sub) <= float(prob.value[free_jobs] @ y[free_jobs]) + 1e-9:
+            continue
+        xs_sub = segment_allocation(sub, ms._linear, si)
+        # write back: clear the freed jobs, add the hall's new placement
+        x[np.isin(prob.pair_job, free_jobs)] = 0.0
+        y[free_jobs] = y_sub
+        keep = xs_sub > 0
+        for sj, ss, n in zip(sub.pair_job[keep], sub.pair_seg[keep], xs_sub[keep], strict=True):
+            s = seg_key[(int(sub.seg_array[ss]), int(sub.seg_feeder[ss]), int(sub.seg_loop[ss]))]
+            j = int(free_jobs[sj])
+            x[np.searchsorted(pkeys, j * ns + s)] += n
     return x, y
 
 
@@ -744,17 +845,19 @@ def full_start(prob: PlacementProblem, lm: LinearModel, x: np.ndarray, y: np.nda
     return col
 
 
-def segment_allocation(prob: PlacementProblem, lm: LinearModel, info: SolveInfo) -> np.ndarray:
+def segment_allocation(prob: PlacementProblem, lm: LinearModel, info: SolveInfo, integral: bool = True) -> np.ndarray:
     """Nodes per (pair_job, pair_seg) from a model solution: array-locality jobs as solved, the other jobs'
-    unit totals filled into their unit's segments in order after them."""
-    xs = np.rint(lm.value(info, "xs"))
-    xu = np.rint(lm.value(info, "xu"))
+    unit totals filled into their unit's segments in order after them (`integral=False`: fractional LP
+    values kept, for guiding the greedy start)."""
+    rnd = np.rint if integral else (lambda v: np.asarray(v, float))
+    xs = rnd(lm.value(info, "xs"))
+    xu = rnd(lm.value(info, "xu"))
     x = np.zeros(len(prob.pair_job))
     x[prob.s_pair] = xs
     left = prob.seg_free - np.bincount(prob.pair_seg[prob.s_pair], weights=xs, minlength=len(prob.seg_free))
-    keep = xu > 0
+    keep = xu > 1e-9
     items = np.flatnonzero(keep)
-    ii, cc, amt = _interval_fill(prob.u_unit[items], xu[items], prob.unit_of_seg, left)
+    ii, cc, amt = _interval_fill(prob.u_unit[items], xu[items], prob.unit_of_seg, np.maximum(left, 0.0))
     jobs, segs = prob.u_job[items[ii]], cc
     ns = len(prob.seg_free)
     pkeys = prob.pair_job * ns + prob.pair_seg  # sorted: pairs come from np.nonzero (job-major)
@@ -814,7 +917,8 @@ def optimize_placement(layout: SiteLayout, jobs: list[PlacementJob], state: Site
         explain_infeasible(prob)
     lm_relax = mr._linear
     model = build_placement(prob)
-    info = solve_placement(prob, model, y_lp=lm_relax.value(relax_info, "y"))
+    info = solve_placement(prob, model, y_lp=lm_relax.value(relax_info, "y"),
+                           x_lp=segment_allocation(prob, lm_relax, relax_info, integral=False))
     if not info.has_solution:
         if info.status == "time_limit":
             raise InfeasibleError(f"no placement found within the {opt.time_limit_s} s time limit", {})
@@ -823,19 +927,21 @@ def optimize_placement(layout: SiteLayout, jobs: list[PlacementJob], state: Site
 
 
 def solve_placement(prob: PlacementProblem, model: pyo.ConcreteModel, warm_start: bool = True,
-                    y_lp: np.ndarray | None = None) -> SolveInfo:
+                    y_lp: np.ndarray | None = None, x_lp: np.ndarray | None = None, lns: bool = True) -> SolveInfo:
     """HiGHS on the placement MILP, starting from the greedy placement (guided by the LP relaxation's
     admissions `y_lp` when given)."""
     lm = model._linear
     handle = HighsHandle(lm)
     t0 = time.perf_counter()
     if warm_start:
-        x, y = greedy_start(prob, y_lp)
+        x, y = best_greedy(prob, y_lp, x_lp)
+        if lns and prob.options.lns and len(prob.layout.hall_ids) > 1:
+            x, y = improve_by_hall(prob, x, y, y_lp, time_limit_s=min(3.0, prob.options.time_limit_s / 8))
         col = full_start(prob, lm, x, y)
         handle.h.setSolution(lm.n_cols, np.arange(lm.n_cols, dtype=np.int32), col)
     warm_s = time.perf_counter() - t0
     info = solve(model, prob.options.time_limit_s, prob.options.rel_gap, persistent=handle, duals=False,
-                 load_pyomo=False)
+                 load_pyomo=False, options=prob.options.highs_options or None)
     info.handover_s += warm_s
     return info
 

@@ -176,9 +176,11 @@ def test_bad_input_is_an_input_error(tiny):
 
 def test_node_power_uses_psu_curve(tiny):
     p = float(node_power_kw(tiny, np.array([0.7]), np.array([0]))[0])
-    dc = 8 * 0.7 + 2.6
-    eta = np.interp(dc / (4 * 3.3), [0.0, 0.1, 0.2, 0.5, 1.0], [0.80, 0.90, 0.94, 0.96, 0.91])
-    assert p == pytest.approx(dc / eta)
+    srv = tiny.groups[0].server
+    psu = tiny.site.parts.psu[srv.psu_type]
+    dc = srv.gpus_per_node * 0.7 + srv.p_base_kw
+    eta = np.interp(dc / (srv.psu_count * psu.p_unit_max_kw), psu.load_pu, psu.efficiency_pu)
+    assert 0.85 < eta < 1.0 and p == pytest.approx(dc / eta)
 
 
 def test_reduction_keeps_answer_on_random_queue(tiny):
