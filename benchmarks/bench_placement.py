@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--busy", type=float, default=0.5)
     ap.add_argument("--p-busy-gpu-kw", type=float, default=0.6)
     ap.add_argument("--gap", type=float, default=0.01)
-    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--time-limit", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     for r in (float(v) for v in a.reserves.split(",")):
