@@ -259,17 +259,25 @@ def capping_inputs(sc, ds: xr.Dataset, p_limit_kw: float | None = None):
     names = [str(n) for n in ds["job"].values]
     p_it = float(hourly(ds, "p_rack_kw")[t].sum()) if "p_rack_kw" in ds and "rack" in ds["p_rack_kw"].dims else float(p_job.sum())
     factor = max(float(p_fac[t]) / max(p_it, 1e-9), 1.0)
-    srv = next((g.server for g in layout.groups if g.server is not None), None)
-    jobs, base_kw = [], 0.0
+    # p_job_kw is the jobs' GPU power (DC); the limit sees it through the PSUs (catalog curve at the node's
+    # load) and the facility (cooling, losses: facility / IT power that hour)
+    from optimizers.placement import node_power_kw
+
+    gi = next((k for k, g in enumerate(layout.groups) if g.server is not None), 0)
+    srv = layout.groups[gi].server
+    jobs = []
     for n, pj in zip(names, p_job, strict=True):
         j = jobs_sc.get(n)
         if j is None or pj <= 0:
             continue
-        base = (j.gpus / srv.gpus_per_node) * srv.p_base_kw / 0.95 if srv is not None else 0.0
-        p_gpu = max(pj - base, 1e-6) / j.gpus
-        base_kw += base
-        jobs.append(CappingJob(name=n, gpus=j.gpus, p_gpu_kw=p_gpu, gpu_type=j.gpu_type or (srv.gpu_type if srv else None),
+        jobs.append(CappingJob(name=n, gpus=j.gpus, p_gpu_kw=float(pj) / j.gpus,
+                               gpu_type=j.gpu_type or (srv.gpu_type if srv else None),
                                workload=getattr(j, "kind", "training")))
+    if srv is not None and jobs:
+        pg = np.array([j.p_gpu_kw for j in jobs])
+        ac = node_power_kw(layout, pg, np.full(len(jobs), gi))
+        eta = (srv.gpus_per_node * pg + srv.p_base_kw) / ac
+        factor = factor / float(np.average(eta, weights=[j.gpus for j in jobs]))
     if not jobs:
         raise InputError.one(_SRC, "workload", "no running job to cap in the scenario")
     fixed = float(p_fac[t]) - factor * sum(j.gpus * j.p_gpu_kw for j in jobs)
