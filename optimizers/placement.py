@@ -117,6 +117,7 @@ class PlacementOptions:
     relaxation_duals: bool = True  # solve the LP relaxation as well, for the prices of the limits
     highs_options: dict = field(default_factory=dict)  # extra HiGHS options for the MIP
     lns: bool = False  # improve the greedy start hall by hall (improve_by_hall) before the MIP
+    vub_cuts: bool = True  # variable-upper-bound rows linking node counts to the locality binaries
 
 
 # ------------------------------------------------------------------------------------------------ physics
@@ -518,6 +519,13 @@ def define_locality(lm, prob, cuts: bool = True) -> None:
             [("xu", pos[prob.u_job[sel]] * nh + prob.unit_hall[prob.u_unit[sel]], sel, 1.0),
              ("zh", None, None, -np.repeat(prob.nodes[hj], nh).astype(float))],
             ub=0.0, long_name="a hall-locality job's nodes stay in the hall chosen for it")
+    if cuts and prob.options.vub_cuts and len(sel):
+        # variable upper bounds: a job's nodes on a unit only if the unit's hall is chosen (tightens the LP)
+        cap = np.minimum(prob.nodes[prob.u_job[sel]], prob.unit_free[prob.u_unit[sel]]).astype(float)
+        r = np.arange(len(sel))
+        lm.rows("hall_locality_unit_bound", len(sel),
+                [("xu", r, sel, 1.0), ("zh", r, pos[prob.u_job[sel]] * nh + prob.unit_hall[prob.u_unit[sel]], -cap)],
+                ub=0.0, long_name="nodes of a hall-locality job on a unit <= its room there x hall chosen (valid cut)")
     hall_free = np.bincount(prob.unit_hall, weights=prob.unit_free, minlength=nh) if cuts else np.full(nh, INF)
     lm.rows("hall_free_nodes", nh, [("zh", np.tile(np.arange(nh), k), None, np.repeat(prob.nodes[hj], nh).astype(float))],
             ub=hall_free, long_name="hall-locality jobs chosen for a hall fit its free nodes (valid cut)")
@@ -535,6 +543,12 @@ def define_locality(lm, prob, cuts: bool = True) -> None:
     lm.rows("array_locality_link", len(za_key),
             [("xs", np.searchsorted(za_key, s_key), None, 1.0), ("za", None, None, -prob.nodes[prob.za_job].astype(float))],
             ub=0.0, long_name="an array-locality job's nodes stay in the array chosen for it")
+    if cuts and prob.options.vub_cuts and len(s_key):
+        capa = np.minimum(prob.nodes[sj], prob.seg_free[ss]).astype(float)
+        r = np.arange(len(s_key))
+        lm.rows("array_locality_segment_bound", len(s_key),
+                [("xs", r, None, 1.0), ("za", r, np.searchsorted(za_key, s_key), -capa)],
+                ub=0.0, long_name="nodes of an array-locality job on a segment <= its room there x array chosen (valid cut)")
     arr_free = np.bincount(np.searchsorted(prob.arrays, prob.seg_array), weights=prob.seg_free, minlength=na)
     if not cuts:
         arr_free = np.full(na, INF)
