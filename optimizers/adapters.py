@@ -308,3 +308,36 @@ def cooling_inputs(sc, ds: xr.Dataset, options=None):
     return CoolingInputs(layout=layout, time=time, q_liquid_kw=hourly(ds, "q_liquid_kw"), q_air_kw=hourly(ds, "q_air_kw"),
                          t_dry_c=hourly(ds, "t_dry_c"), t_wet_c=hourly(ds, "t_wet_c"),
                          price_usd_kwh=np.nan_to_num(hourly(ds, "price_usd_kwh"), nan=0.07), options=opt)
+
+
+def capping_cross_check(sc, ds_sim: xr.Dataset, hour, ds_cap: xr.Dataset) -> dict:
+    """Feed the caps back through the layout's power aggregation at the capped hour: each rack's simulated
+    input power less the GPU power its jobs give up (through the PSU curve), summed up the power tree;
+    compare the site demand (scaled by the hour's facility / IT factor) with the limit."""
+    from optimizers.placement import node_power_kw
+    from twin.sim.placement_default import place, resolve_jobs
+
+    layout = layout_of(sc)
+    jobs = resolve_jobs(sc, layout)
+    names = [j.name for j in jobs]
+    M = place(jobs, layout)  # jobs x racks, GPU counts
+    t = int(np.flatnonzero(hourly_time(ds_sim) == np.datetime64(hour, "ns"))[0])
+    p_rack = hourly(ds_sim, "p_rack_kw")[t]
+    gi = next((k for k, g in enumerate(layout.groups) if g.server is not None), 0)
+    srv = layout.groups[gi].server
+    cut = np.zeros(len(names))
+    for k, n in enumerate(names):
+        if n in ds_cap.job.values:
+            p0 = float(ds_cap["p_gpu_cap_kw"].sel(job=n) / ds_cap["cap_pu"].sel(job=n))
+            p1 = float(ds_cap["p_gpu_cap_kw"].sel(job=n))
+            ac = node_power_kw(layout, np.array([p0, p1]), np.array([gi, gi]))
+            cut[k] = (ac[0] - ac[1]) / srv.gpus_per_node  # AC kW per GPU given up
+    p_rack_capped = p_rack - np.asarray(M.T @ cut).ravel()
+    up_before = layout.up(p_rack)
+    up_after = layout.up(p_rack_capped)
+    factor = float(hourly(ds_sim, "p_facility_kw")[t]) / max(float(p_rack.sum()), 1e-9)
+    site_after = float(p_rack_capped.sum()) * factor
+    lim = float(ds_cap.attrs.get("p_site_max_kw", np.nan))
+    return {"p_site_before_kw": float(p_rack.sum()) * factor, "p_site_after_kw": site_after, "limit_kw": lim,
+            "ok": bool(site_after <= lim * (1 + 1e-3) + 1.0) if np.isfinite(lim) else True,
+            "p_equipment_before_kw": up_before, "p_equipment_after_kw": up_after}

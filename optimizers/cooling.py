@@ -440,24 +440,24 @@ def extract_cooling(inp: CoolingInputs, groups, co: Coefficients, lm: LinearMode
     price = np.broadcast_to(np.asarray(inp.price_usd_kwh, float), (T,))
     cost = price[None, :] * (p_plant + p_it) * inp.dt_h + inp.options.water_usd_m3 * water * inp.dt_h
     cost_total = float(cost.sum() + inp.options.start_cost_usd * s.sum())
-    dims = ("plant_group", "time")
+    dims = ("time", "plant")  # as the simulator's heat-rejection variables
     sfx = suffix
     ds = xr.Dataset(
         {
-            f"t_supply_c{sfx}": (dims, t_sup, {"units": "degC", "long_name": "facility supply setpoint"}),
-            f"chillers_on{sfx}": (dims, n.astype(int), {"units": "1", "long_name": "chillers running"}),
-            f"p_plant_kw{sfx}": (dims, p_plant, {"units": "kW", "long_name": "compressors, fans and chiller auxiliaries"}),
-            f"p_fan_kw{sfx}": (dims, p_fan, {"units": "kW", "long_name": "chiller condenser fans"}),
-            f"p_it_delta_kw{sfx}": (dims, p_it, {"units": "kW", "long_name": "IT power change from coolant temperature (leakage)"}),
-            f"water_m3_h{sfx}": (dims, water, {"units": "m3/h", "long_name": "cooling-tower water (evaporation + blowdown)"}),
-            f"cost_usd{sfx}": (dims, cost, {"units": "USD", "long_name": "cooling electricity and water cost of the hour"}),
-            f"cop{sfx}": (dims, pick(np.nan_to_num(co.cop)), {"units": "1", "long_name": "chiller COP at the setpoint (0: no chiller)"}),
-            f"free_cooling_pu{sfx}": (dims, pick(co.f_free), {"units": "1", "long_name": "share of the heat removed by free cooling"}),
-            f"t_cdu_supply_max_c{sfx}": (dims, t_sup + co.cdu_rise_k, {"units": "degC", "long_name": "hottest CDU secondary supply"}),
-            f"q_heat_kw{sfx}": (dims, co.q_kw, {"units": "kW", "long_name": "heat into the group's facility loops"}),
+            f"t_supply_c{sfx}": (dims, _t(t_sup), {"units": "degC", "long_name": "facility supply setpoint"}),
+            f"chillers_on{sfx}": (dims, _t(n.astype(int)), {"units": "1", "long_name": "chillers running"}),
+            f"p_plant_kw{sfx}": (dims, _t(p_plant), {"units": "kW", "long_name": "compressors, fans and chiller auxiliaries"}),
+            f"p_fan_kw{sfx}": (dims, _t(p_fan), {"units": "kW", "long_name": "chiller condenser fans"}),
+            f"p_it_delta_kw{sfx}": (dims, _t(p_it), {"units": "kW", "long_name": "IT power change from coolant temperature (leakage)"}),
+            f"water_m3_h{sfx}": (dims, _t(water), {"units": "m3/h", "long_name": "cooling-tower water (evaporation + blowdown)"}),
+            f"cost_usd{sfx}": (dims, _t(cost), {"units": "USD", "long_name": "cooling electricity and water cost of the hour"}),
+            f"cop{sfx}": (dims, _t(pick(np.nan_to_num(co.cop))), {"units": "1", "long_name": "chiller COP at the setpoint (0: no chiller)"}),
+            f"free_cooling_pu{sfx}": (dims, _t(pick(co.f_free)), {"units": "1", "long_name": "share of the heat removed by free cooling"}),
+            f"t_cdu_supply_max_c{sfx}": (dims, _t(t_sup + co.cdu_rise_k), {"units": "degC", "long_name": "hottest CDU secondary supply"}),
+            f"q_heat_kw{sfx}": (dims, _t(co.q_kw), {"units": "kW", "long_name": "heat into the group's facility loops"}),
         },
-        coords={"plant_group": [g.name for g in groups], "time": inp.time,
-                "loops": ("plant_group", [",".join(inp.layout.equip.ids[i] for i in g.loops) for g in groups])},
+        coords={"plant": [g.name for g in groups], "time": inp.time,
+                "loops": ("plant", [",".join(inp.layout.equip.ids[i] for i in g.loops) for g in groups])},
     )
     ds.attrs.update({
         "optimizer": "cooling",
@@ -473,13 +473,18 @@ def extract_cooling(inp: CoolingInputs, groups, co: Coefficients, lm: LinearMode
     return ds
 
 
+def _t(a: np.ndarray) -> np.ndarray:
+    """(plant, time) -> (time, plant)."""
+    return np.asarray(a).T
+
+
 def setpoints_for_simulator(ds: xr.Dataset, layout: SiteLayout, fixed: bool = False) -> dict[str, np.ndarray]:
     """{loop id: (T,) supply setpoint} for twin.sim.cooling.simulate_cooling (the cross-check)."""
     v = ds["t_supply_c_fixed" if fixed else "t_supply_c"]
     out = {}
-    for g, loops in zip(ds.plant_group.values, ds["loops"].values, strict=True):
+    for g, loops in zip(ds.plant.values, ds["loops"].values, strict=True):
         for lp in str(loops).split(","):
-            out[lp] = v.sel(plant_group=g).values.astype(float)
+            out[lp] = v.sel(plant=g).values.astype(float)
     return out
 
 

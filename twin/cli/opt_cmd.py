@@ -184,12 +184,12 @@ def capping_cmd(
     no_save: NoSave = False,
 ) -> None:
     """Per-job GPU power caps that maximise throughput under the site limit at the tightest hour."""
-    from optimizers.adapters import capping_inputs, simulated
+    from optimizers.adapters import capping_cross_check, capping_inputs, simulated
     from optimizers.capping import optimize_capping
 
     sc = _load(scenario)
     con = _console()
-    with _Steps("capping", ["simulate", "solve", "done"]) as st:
+    with _Steps("capping", ["simulate", "solve", "cross-check", "done"]) as st:
         ds_sim = simulated(sc, progress=st.sim_tick)
         st.step("solve")
         inp, t = capping_inputs(sc, ds_sim, None if limit_mw is None else limit_mw * 1000.0)
@@ -198,13 +198,18 @@ def capping_cmd(
         except InfeasibleError as exc:
             st.__exit__(None, None, None)
             _fail(exc)
+        st.step("cross-check")
+        cc = capping_cross_check(sc, ds_sim, t, ds)
+        ds.attrs["cross_check_ok"] = int(cc["ok"])
         st.step("done")
     a = ds.attrs
     rows = [("hour", str(t)[:16]), ("site limit (MW)", a["p_site_max_kw"] / 1000), ("load uncapped (MW)", a["p_uncapped_kw"] / 1000),
             ("load capped (MW)", a["p_capped_kw"] / 1000), ("jobs", ds.sizes["job"]),
             ("lowest cap (pu)", float(ds["cap_pu"].min())), ("throughput lost (pu)", a["throughput_lost_pu"]),
             ("throughput lost (GPU-eq)", a["throughput_lost_gpu_eq"]),
-            ("marginal throughput (GPU-eq per MW)", a.get("marginal_throughput_gpu_eq_per_mw", float("nan")))]
+            ("marginal throughput (GPU-eq per MW)", a.get("marginal_throughput_gpu_eq_per_mw", float("nan"))),
+            ("layout check: site demand after caps (MW)", cc["p_site_after_kw"] / 1000),
+            ("layout cross-check", "ok" if cc["ok"] else "VIOLATION")]
     _finish(con, f"power capping on {sc.site} ({sc.name})", rows, ds, sc, "capping", no_save)
 
 
@@ -308,7 +313,7 @@ def cooling_cmd(
         cc = cross_check_cooling(inp, ds)
         st.step("done")
     a = ds.attrs
-    rows = [("hours", ds.sizes["time"]), ("plant groups", ds.sizes["plant_group"]),
+    rows = [("hours", ds.sizes["time"]), ("plant groups", ds.sizes["plant"]),
             ("setpoint range (C)", f"{float(ds['t_supply_c'].min()):g}-{float(ds['t_supply_c'].max()):g}"),
             ("fixed setpoint (C)", a.get("fixed_setpoint_c")),
             ("cost incl. IT leakage vs fixed setpoint (USD)", a["cost_total_usd"]),
