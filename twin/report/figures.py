@@ -14,7 +14,7 @@ from twin.report import content
 WIDTH_PX = 700
 HEIGHT_PX = 300
 MAX_POINTS = 10000
-_BINS_S = (60.0, 900.0, 3600.0, 86400.0)
+_BINS_S = (1.0, 10.0, 60.0, 900.0, 3600.0, 86400.0)
 COLORS = {"facility": "#1f3b73", "it": "#6c8ebf", "grid": "#1f77b4", "gas_turbine": "#d62728", "battery": "#2ca02c",
           "soc": "#2ca02c", "envelope": "rgba(31,59,115,0.18)"}
 
@@ -52,29 +52,35 @@ def _bin_label(ds: xr.Dataset) -> str:
     b = plot_bin_s(ds)
     if b == content.step_s(ds):
         return f"{b:g} s steps" if b < 60 else f"{b / 60:g} min steps" if b < 3600 else f"{b / 3600:g} h steps"
-    return {60.0: "1-minute", 900.0: "15-minute", 3600.0: "hourly", 86400.0: "daily"}[b] + " means"
+    return {1.0: "1-second", 10.0: "10-second", 60.0: "1-minute", 900.0: "15-minute", 3600.0: "hourly", 86400.0: "daily"}[b] + " means"
 
 
 def profile(ds: xr.Dataset) -> go.Figure:
-    """Site demand over the run, with the IT share and, where the run has them, the within-step IT swing
-    envelope (hourly runs) or the min/max within each plotted bin (fine runs)."""
-    fig = go.Figure()
+    """Site demand over the run with its IT share; the min/max within each plotted bin (fine runs); and, where
+    the run carries the within-step swing envelope (runs coarser than 1 s), the IT swing in a lower panel."""
+    has_env = "p_it_max_kw" in ds
+    fig = make_subplots(rows=2 if has_env else 1, cols=1, shared_xaxes=True, vertical_spacing=0.07,
+                        row_heights=[0.72, 0.28] if has_env else None)
     p = binned(ds, ds["p_facility_kw"]) / 1000.0
     label = _bin_label(ds)
     if plot_bin_s(ds) > content.step_s(ds):
         hi = binned(ds, ds["p_facility_kw"], "max") / 1000.0
         lo = binned(ds, ds["p_facility_kw"], "min") / 1000.0
-        fig.add_trace(go.Scatter(x=hi.index, y=hi.values, line={"width": 0}, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=hi.index, y=hi.values, line={"width": 0}, showlegend=False, hoverinfo="skip"), row=1, col=1)
         fig.add_trace(go.Scatter(x=lo.index, y=lo.values, fill="tonexty", fillcolor=COLORS["envelope"],
-                                 line={"width": 0}, name="min-max within bin"))
-    fig.add_trace(go.Scatter(x=p.index, y=p.values, name="site demand", line={"color": COLORS["facility"], "width": 1.2}))
+                                 line={"width": 0}, name="min-max within bin"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=p.index, y=p.values, name="site demand", line={"color": COLORS["facility"], "width": 1}),
+                  row=1, col=1)
     it = binned(ds, ds["p_it_kw"]) / 1000.0
-    fig.add_trace(go.Scatter(x=it.index, y=it.values, name="IT", line={"color": COLORS["it"], "width": 1, "dash": "dot"}))
-    if "p_it_max_kw" in ds:
+    fig.add_trace(go.Scatter(x=it.index, y=it.values, name="IT", line={"color": COLORS["it"], "width": 0.8, "dash": "dot"}),
+                  row=1, col=1)
+    fig.update_yaxes(title_text="MW", row=1, col=1)
+    if has_env:
         env = (binned(ds, ds["p_it_max_kw"], "max") - binned(ds, ds["p_it_min_kw"], "min")) / 1000.0
         fig.add_trace(go.Scatter(x=env.index, y=env.values, name="IT swing within step (max - min)",
-                                 line={"color": "#ff7f0e", "width": 1}))
-    return _layout(fig, f"Site demand ({label})", yaxis_title="MW")
+                                 line={"color": "#ff7f0e", "width": 0.8}), row=2, col=1)
+        fig.update_yaxes(title_text="swing MW", rangemode="tozero", row=2, col=1)
+    return _layout(fig, f"Site demand ({label})", height=380 if has_env else HEIGHT_PX)
 
 
 def load_duration(ds: xr.Dataset) -> go.Figure:
@@ -97,8 +103,9 @@ def swing_spectrum(spec: dict) -> go.Figure:
     for (lo, hi), v in spec["bands"].items():
         fig.add_vrect(x0=lo, x1=min(hi, spec["nyquist_hz"]), fillcolor="#ff7f0e", opacity=0.12, line_width=0,
                       annotation_text=f"{lo:g}-{hi:g} Hz: {v:.3g} MW²", annotation_position="top left")
+    lo_f = float(spec["f_hz"][0]) if len(spec["f_hz"]) else 1e-3
     return _layout(fig, "Swing spectrum of site demand (Welch, linear detrend)", xaxis_title="Hz", xaxis_type="log",
-                   yaxis_title="MW²/Hz", yaxis_type="log")
+                   xaxis_range=[np.log10(lo_f), np.log10(spec["nyquist_hz"])], yaxis_title="MW²/Hz", yaxis_type="log")
 
 
 def energy_bars(rows: list[tuple[str, float]]) -> go.Figure:

@@ -16,8 +16,15 @@ class BrowserMissingError(RuntimeError):
 
 
 def chromium_path() -> str:
-    """$TWIN_CHROMIUM, else /usr/bin/chromium, else `chromium` on PATH; BrowserMissingError when none exists."""
-    for cand in (os.environ.get("TWIN_CHROMIUM"), CHROMIUM, shutil.which("chromium")):
+    """$TWIN_CHROMIUM when set (and only it), else /usr/bin/chromium, else `chromium` on PATH;
+    BrowserMissingError when there is none."""
+    chosen = os.environ.get("TWIN_CHROMIUM")
+    if chosen:
+        if Path(chosen).is_file() and os.access(chosen, os.X_OK):
+            return chosen
+        raise BrowserMissingError(f"cannot write the PDF: $TWIN_CHROMIUM={chosen} is not an executable file. "
+                                  "Point it at Debian's Chromium (/usr/bin/chromium) or use --no-pdf for the HTML only.")
+    for cand in (CHROMIUM, shutil.which("chromium")):
         if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
             return cand
     raise BrowserMissingError(
