@@ -13,6 +13,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="gigatwin: di
 # Each area registers its commands on `app` in its own module (imported for the side effect).
 import twin.cli.dash_cmd  # noqa: E402,F401
 import twin.cli.opt_cmd  # noqa: E402,F401
+import twin.cli.report_cmd  # noqa: E402,F401
 import twin.cli.sim_cmd  # noqa: E402,F401
 import twin.cli.site_cmd  # noqa: E402,F401
 
