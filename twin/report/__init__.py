@@ -29,7 +29,7 @@ import xarray as xr
 
 from twin.report import assumptions as _assumptions
 from twin.report import content, figures
-from twin.report.html import Section, df_table, document, esc, fmt, fmt_mw, kv_table
+from twin.report.html import Section, df_table, document, fmt, fmt_mw, kv_table
 from twin.report.pdf import BrowserMissingError, html_to_pdf, pdf_pages
 
 __all__ = ["Report", "build_report", "report_html", "write_report", "phase_table", "BrowserMissingError", "pdf_pages"]
