@@ -140,6 +140,8 @@ def _load_section(rep: Report, ds, k) -> Section:
     s = Section("load", "Load characterisation", newpage=True)
     dt = content.step_s(ds)
     rep.figure(s, "fig-profile", figures.profile(ds))
+    if k["hours"] >= 14 * 24:
+        rep.figure(s, "fig-heatmap", figures.load_heatmap(ds))
     if k["hours"] >= 8760 - 1e-6:
         s.note("The full-year (8,760-hour) hourly profile is also written as a CSV beside the report (write_report).")
     rep.figure(s, "fig-ldc", figures.load_duration(ds))

@@ -83,6 +83,19 @@ def profile(ds: xr.Dataset) -> go.Figure:
     return _layout(fig, f"Site demand ({label})", height=380 if has_env else HEIGHT_PX)
 
 
+def load_heatmap(ds: xr.Dataset) -> go.Figure:
+    """Hourly mean site demand as a day x hour-of-day map (the planner's view of a long profile)."""
+    prof = content.profile_mw(ds)["facility_mw"]
+    if content.step_s(ds) > 3600.0:
+        prof = prof.resample("1h").ffill()
+    frame = pd.DataFrame({"day": prof.index.normalize(), "hour": prof.index.hour, "mw": prof.values})
+    grid = frame.pivot_table(index="hour", columns="day", values="mw", aggfunc="mean")
+    fig = go.Figure(go.Heatmap(z=grid.values, x=grid.columns, y=grid.index, colorscale="Viridis",
+                               colorbar={"title": {"text": "MW"}}))
+    return _layout(fig, "Site demand by day and hour (hourly means)", height=280, yaxis_title="hour of day (local standard)",
+                   yaxis_dtick=6)
+
+
 def load_duration(ds: xr.Dataset) -> go.Figure:
     pct, mw = content.load_duration_curve(ds)
     fig = go.Figure(go.Scatter(x=pct, y=mw, name="site demand", line={"color": COLORS["facility"]}))
@@ -148,7 +161,8 @@ def phase_peaks(table: pd.DataFrame) -> go.Figure:
                          text=[f"{v:,.1f}" for v in table["peak_demand_15min_mw"]], textposition="outside"))
     fig.add_trace(go.Bar(x=table["phase"], y=table["p_facility_mean_mw"], name="mean demand", marker={"color": COLORS["it"]}))
     fig.add_trace(go.Scatter(x=table["phase"], y=table["grid_feed_mw"], mode="markers", name="utility feed rating",
-                             marker={"symbol": "line-ew-open", "size": 40, "line": {"width": 3, "color": "#d62728"}}))
+                             marker={"symbol": "line-ew-open", "size": 40, "color": "#d62728",
+                                     "line": {"width": 3, "color": "#d62728"}}))
     return _layout(fig, "Demand by phase", yaxis_title="MW", barmode="group")
 
 

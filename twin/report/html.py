@@ -32,7 +32,9 @@ table.assumptions td:nth-child(3), table.assumptions td:nth-child(4) { font-size
 .conf-published { background: #e6f4ea; } .conf-derived { background: #fff6db; } .conf-assumed { background: #fde8e6; }
 .conf-missing { background: #f3d1d1; font-weight: bold; }
 .fig { break-inside: avoid; margin: 6px 0 12px 0; }
+table.meta { table-layout: fixed; }
 .meta td:first-child { width: 30%; color: #444; }
+table.meta td.num { white-space: normal; text-align: left; overflow-wrap: anywhere; }
 section { break-before: auto; }
 section.newpage { break-before: page; }
 details > summary { cursor: pointer; color: #1f3b73; }
