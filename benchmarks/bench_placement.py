@@ -10,11 +10,17 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from optimizers.common import solve
-from optimizers.placement import (PlacementOptions, SiteState, build_placement, extract_placement, prepare,
-                                  random_jobs, segment_allocation, solve_placement)
+from optimizers.placement import (
+    PlacementOptions,
+    SiteState,
+    build_placement,
+    extract_placement,
+    prepare,
+    random_jobs,
+    segment_allocation,
+    solve_placement,
+)
 from twin.layout import expand
 from twin.site import load_site
 

@@ -367,7 +367,8 @@ def describers(inp: CoolingInputs, groups, co: Coefficients) -> dict:
     def floor(pos, amt):
         g, t = pos // T, pos % T
         return (f"free-cooling plant {groups[g[0]].name}: the warmest candidate {co.T_k.max():.1f} C is below what the "
-                f"weather allows in {len(pos)} hour(s) (outdoor + approach at load), by up to {amt.max():.2f} K")
+                f"weather allows in {len(pos)} hour(s) (first {str(inp.time[t[0]])[:16]}; outdoor + approach at load), "
+                f"by up to {amt.max():.2f} K")
 
     def cap(pos, amt):
         g = pos // T

@@ -784,7 +784,7 @@ def improve_by_hall(prob: PlacementProblem, x: np.ndarray, y: np.ndarray, y_lp: 
             continue
         fixed = np.setdiff1d(np.flatnonzero(nodes_all > 0), free_jobs)
         fixed_nodes = np.asarray(job_rack[fixed].sum(axis=0)).ravel() if fixed.size else np.zeros(len(L.racks))
-        fixed_kw = np.asarray((job_rack[fixed].T @ prob.p_node_kw[fixed])).ravel() if fixed.size else 0.0
+        fixed_kw = np.asarray(job_rack[fixed].T @ prob.p_node_kw[fixed]).ravel() if fixed.size else 0.0
         free_sub = np.where(in_h, prob.state.free_nodes - fixed_nodes, 0).astype(np.int64)
         st = SiteState(free_nodes=np.maximum(free_sub, 0), p_rack_kw=prob.state.p_rack_kw + fixed_kw,
                        p_own_kw=prob.state.p_own_kw)
@@ -1079,7 +1079,7 @@ def extract_placement(prob: PlacementProblem, lm: LinearModel, info: SolveInfo, 
     job_array = np.zeros((len(jobs), na))
     np.add.at(job_array, (prob.pair_job, prob.seg_array[prob.pair_seg]), x * gpn)
     rack_nodes_new = np.asarray(job_rack.sum(axis=0)).ravel()
-    p_rack_new = np.asarray((job_rack.T @ prob.p_node_kw)).ravel()
+    p_rack_new = np.asarray(job_rack.T @ prob.p_node_kw).ravel()
     p_rack_total = prob.state.p_rack_kw + p_rack_new
     # loads through the layout's own aggregation (the cross-check)
     p_own = np.zeros(len(L.equip.ids)) if prob.state.p_own_kw is None else prob.state.p_own_kw

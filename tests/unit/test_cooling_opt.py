@@ -162,9 +162,8 @@ def test_schedule_fed_back_through_the_simulator(chiller_site):
     cc = cross_check_cooling(inp, ds)
     assert cc["ok"] and cc["optimised"]["q_unmet_kwh"] == 0.0 and cc["optimised"]["cdu_over_limit_k"] < 0
     # compressor energy agrees with the simulator's at the same setpoints (the simulator's loop heat adds pumps)
-    from twin.sim.cooling import simulate_cooling
-
     from optimizers.cooling import setpoints_for_simulator
+    from twin.sim.cooling import simulate_cooling
 
     r = simulate_cooling(chiller_site, inp.q_liquid_kw, inp.q_air_kw, inp.t_dry_c, inp.t_wet_c, 3600.0,
                          setpoints=setpoints_for_simulator(ds, chiller_site))
