@@ -25,9 +25,9 @@ tr { break-inside: avoid; }
 table.kpi td:first-child { width: 55%; }
 table.assumptions { table-layout: fixed; }
 table.assumptions td { overflow-wrap: anywhere; }
-table.assumptions th:nth-child(1) { width: 13%; } table.assumptions th:nth-child(2) { width: 17%; }
+table.assumptions th:nth-child(1) { width: 12%; } table.assumptions th:nth-child(2) { width: 16%; }
 table.assumptions th:nth-child(3) { width: 30%; } table.assumptions th:nth-child(4) { width: 31%; }
-table.assumptions th:nth-child(5) { width: 9%; }
+table.assumptions th:nth-child(5) { width: 11%; }
 table.assumptions td:nth-child(3), table.assumptions td:nth-child(4) { font-size: 7.5pt; }
 .conf-published { background: #e6f4ea; } .conf-derived { background: #fff6db; } .conf-assumed { background: #fde8e6; }
 .conf-missing { background: #f3d1d1; font-weight: bold; }
