@@ -1,7 +1,7 @@
 """Year-hourly dispatch benchmark: Pyomo paths versus a raw highspy build of the same LP, and persistent
 re-solves after a price change. Prints a table of measured wall times (s).
 
-    python benchmarks/bench_dispatch.py [--hours 8760] [--repeat 1] [--skip-pyomo-solver]
+    python benchmarks/bench_dispatch.py [--hours 8760] [--skip-pyomo-solver] [--resolve-only]
 """
 
 from __future__ import annotations
@@ -52,10 +52,17 @@ def raw_highspy(inp: DispatchInputs):
     T = np.arange(n)
     months = np.unique(inp.time.astype("datetime64[M]"), return_inverse=True)[1]
     nm = months.max() + 1
+    day = np.unique(inp.time.astype("datetime64[D]"), return_inverse=True)[1]
+    nd = day.max() + 1
+    day_month = months[np.searchsorted(day, np.arange(nd))]
+    nox_day = T // 24  # 24-step blocks (dt = 1 h)
+    nb = nox_day.max() + 1
     names = ["g", "pt", "u", "su", "sd", "ch", "dis", "soc", "cap", "rb", "rt"]
     off = {k: i * n for i, k in enumerate(names)}
     off["peak"] = len(names) * n
-    ncol = off["peak"] + nm
+    off["peak_day"] = off["peak"] + nm
+    off["nox_day"] = off["peak_day"] + nd
+    ncol = off["nox_day"] + nb
     inf = highspy.kHighsInf
     lb, ub, cost = np.zeros(ncol), np.full(ncol, inf), np.zeros(ncol)
     ub[off["u"]:off["u"] + n] = g.n_units
@@ -68,7 +75,8 @@ def raw_highspy(inp: DispatchInputs):
     cost[off["pt"]:off["pt"] + n] = inp.gas_price_usd_mmbtu * fuel + g.vom_usd_kwh * dt
     cost[off["su"]:off["su"] + n] = g.start_cost_usd
     cost[off["cap"]:off["cap"] + n] = inp.value_of_lost_load_usd_kwh * dt
-    cost[off["peak"]:] = inp.demand_charge_usd_kw_month
+    cost[off["peak"]:off["peak"] + nm] = inp.demand_charge_usd_kw_month
+    lb[off["nox_day"]:off["nox_day"] + nb] = -inf
     R, C, V, rlo, rhi = [], [], [], [], []
     nrow = [0]
 
@@ -88,7 +96,10 @@ def raw_highspy(inp: DispatchInputs):
     lo, hi = np.full(n, -rr), np.full(n, rr)
     lo[0], hi[0] = -inf, inf
     block([("g", T, T, 1.0), ("g", T[1:], T[:-1], -1.0)], lo, hi)
-    block([("peak", T, months, 1.0), ("g", T, T, -1.0)], 0.0, inf)
+    # monthly peak in two levels (hour -> day -> month), as optimizers.dispatch does
+    block([("peak_day", T, day, 1.0), ("g", T, T, -1.0)], 0.0, inf)
+    D = np.arange(nd)
+    block([("peak", D, day_month, 1.0), ("peak_day", D, D, -1.0)], 0.0, inf, size=nd)
     block([("pt", T, T, 1.0), ("u", T, T, -g.p_max_kw)], -inf, 0.0)
     block([("pt", T, T, 1.0), ("u", T, T, -g.p_min_pu * g.p_max_kw)], 0.0, inf)
     u0 = np.zeros(n)
@@ -109,8 +120,10 @@ def raw_highspy(inp: DispatchInputs):
     block([("rb", T, T, inp.reduction_duration_h / eta), ("soc", T, T, -1.0)], -inf, -b.soc_min_pu * b.e_max_kwh)
     block([("rt", T, T, 1.0), ("pt", T, T, 1.0), ("u", T, T, -g.p_max_kw)], -inf, 0.0)
     block([("rb", T, T, 1.0), ("rt", T, T, 1.0)], inp.reduction_kw, inf)
-    if inp.nox_cap_t is not None:
-        block([("pt", np.zeros(n, np.int64), T, fuel * g.nox_kg_per_mmbtu / 1000.0)], -inf, inp.nox_cap_t, size=1)
+    if inp.nox_cap_t is not None:  # daily NOx totals, then the cap over their sum
+        B = np.arange(nb)
+        block([("pt", nox_day, T, fuel * g.nox_kg_per_mmbtu / 1000.0), ("nox_day", B, B, -1.0)], 0.0, 0.0, size=nb)
+        block([("nox_day", np.zeros(nb, np.int64), B, 1.0)], -inf, inp.nox_cap_t, size=1)
     A = sparse.csc_array((np.concatenate(V), (np.concatenate(R), np.concatenate(C))), shape=(nrow[0], ncol))
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -135,9 +148,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hours", type=int, default=8760)
     ap.add_argument("--skip-pyomo-solver", action="store_true", help="skip the pyomo.contrib.solver path")
+    ap.add_argument("--resolve-only", action="store_true", help="only the persistent re-solve table")
     args = ap.parse_args()
-    con = Console()
+    con = Console(width=220)
     inp = colossus_like(args.hours)
+    if args.resolve_only:
+        resolve_table(con, inp, args.hours)
+        return
     rows = []
 
     raw = raw_highspy(inp)
@@ -174,26 +191,64 @@ def main() -> None:
     con.print(f"Pyomo (matrix hand-over) total / raw highspy total = {ratio:.2f} (target <= 1.5); "
               f"objectives differ by {abs(rows[1][5] - raw['objective']) / abs(raw['objective']):.1e} (relative)")
 
-    # persistent re-solves
+    resolve_table(con, inp, args.hours)
+
+
+def _resolve(s: DispatchSession, price: np.ndarray) -> tuple[float, object]:
+    s.set_prices(price)
+    t0 = time.perf_counter()
+    ds = s.solve()
+    return time.perf_counter() - t0, ds
+
+
+def resolve_table(con: Console, inp: DispatchInputs, hours: int) -> None:
+    """Persistent re-solves after price changes. The year LP is changed three times in a row (each from the
+    previous optimum): all prices +10 %, then the on-peak block +20 % over the base, then hourly noise
+    (x U(0.7, 1.3) per hour over the base, the change that moves the dispatch in most hours). Shorter LP
+    horizons and the week MILP get the hourly noise."""
     rng = np.random.default_rng(7)
-    tab2 = Table(title="Persistent re-solve after a price change (DispatchSession)")
-    for c in ("case", "first solve", "re-solve (HiGHS)", "re-solve incl. extract", "iterations", "objective change"):
-        tab2.add_column(c, justify="right" if c != "case" else "left")
-    cases = [("year LP relaxation", inp, True), ("week MILP (168 h)", colossus_like(168, seed=3), False)]
-    for name, case_inp, relax in cases:
-        s = DispatchSession(case_inp, relax=relax, rel_gap=1e-3)
+    tab = Table(title="Persistent re-solve after a price change (DispatchSession; target <= 0.5 s)")
+    for c in ("case", "rows x cols", "first solve", "re-solve (HiGHS)", "re-solve incl. extract", "iterations",
+              "algorithm", "objective change", "<= 0.5 s"):
+        tab.add_column(c, justify="right" if c not in ("case", "algorithm") else "left")
+
+    def row(name, s, t_first, t_again, prev, ds):
+        li = s.last_info
+        algo = {4: "primal simplex", 1: "dual simplex"}.get(s.last_options.get("simplex_strategy"), "HiGHS default")
+        if li.is_mip:
+            algo = "MIP (HiGHS branch-and-cut)"
+        tab.add_row(name, f"{li.n_rows} x {li.n_cols}", f"{t_first:.3f}" if t_first is not None else "",
+                    f"{li.solve_s:.3f}", f"{t_again:.3f}", str(li.simplex_iterations), algo,
+                    f"{ds.attrs['solver_objective'] - prev:+,.0f} USD", "met" if t_again <= 0.5 else "missed")
+
+    def first(case_inp, relax):
+        s = DispatchSession(case_inp, relax=relax, rel_gap=1e-3, time_limit_s=600.0)
         t0 = time.perf_counter()
-        first = s.solve()
-        t_first = time.perf_counter() - t0
-        new = case_inp.price_usd_kwh * rng.uniform(0.7, 1.3, case_inp.n)  # hourly noise: changes the dispatch
-        s.set_prices(new)
-        t0 = time.perf_counter()
-        again = s.solve()
-        t_again = time.perf_counter() - t0
-        tab2.add_row(name, f"{t_first:.3f}", f"{s.last_info.solve_s:.3f}", f"{t_again:.3f}",
-                     str(s.last_info.simplex_iterations),
-                     f"{again.attrs['solver_objective'] - first.attrs['solver_objective']:+,.0f} USD")
-    con.print(tab2)
+        ds = s.solve()
+        return s, time.perf_counter() - t0, ds
+
+    base = inp.price_usd_kwh
+    h = np.arange(inp.n) % 24
+    s, t_first, ds = first(inp, True)
+    label = f"{hours} h LP"
+    changes = [("all prices +10 %", base * 1.1),
+               ("on-peak +20 %", np.where((h >= 13) & (h < 19), base * 1.2, base)),
+               ("hourly noise +-30 %", base * rng.uniform(0.7, 1.3, inp.n))]
+    for i, (what, price) in enumerate(changes):
+        prev = ds.attrs["solver_objective"]
+        t_again, ds = _resolve(s, price)
+        row(f"{label}, {what}", s, t_first if i == 0 else None, t_again, prev, ds)
+    for n_h, relax in ((2184, True), (720, True), (168, False)):
+        if n_h >= hours:
+            continue
+        case = colossus_like(n_h, seed=3)
+        s, t_first, ds = first(case, relax)
+        prev = ds.attrs["solver_objective"]
+        t_again, ds = _resolve(s, case.price_usd_kwh * rng.uniform(0.7, 1.3, case.n))
+        row(f"{n_h} h {'LP' if relax else 'MILP'}, hourly noise +-30 %", s, t_first, t_again, prev, ds)
+    con.print(tab)
+    con.print("The year LP is re-solved from the kept basis by primal simplex (a change of costs leaves the "
+              "basis primal feasible); see the module doc of optimizers/dispatch.py for what was measured.")
 
 
 if __name__ == "__main__":
