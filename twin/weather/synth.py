@@ -24,6 +24,8 @@ the EPW record of clock hour ``L + 1``, so a synthesised year and an EPW line up
 
 from __future__ import annotations
 
+from typing import Literal
+
 from functools import cache
 from pathlib import Path
 
@@ -64,7 +66,7 @@ class Station(_Strict):
     tz_utc_h: float = Field(ge=-12, le=14)
     elevation_m: float = Field(ge=-500, le=9000)
     source: str
-    confidence: str = ""
+    confidence: Literal["published", "derived", "assumed"]
 
 
 class MonthlyDryBulb(_Strict):
@@ -72,7 +74,7 @@ class MonthlyDryBulb(_Strict):
     t_dry_high_mean_c: Monthly = Field(min_length=12, max_length=12)
     t_dry_low_mean_c: Monthly = Field(min_length=12, max_length=12)
     source: str
-    confidence: str = ""
+    confidence: Literal["published", "derived", "assumed"]
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -87,7 +89,7 @@ class MonthlyDryBulb(_Strict):
 class DewPoint(_Strict):
     t_dew_mean_c: Monthly = Field(min_length=12, max_length=12)
     source: str
-    confidence: str = ""
+    confidence: Literal["published", "derived", "assumed"]
 
 
 class Design(_Strict):
@@ -100,13 +102,13 @@ class Design(_Strict):
     t_wet_extreme_max_c: float | None = None
     t_dry_range_hottest_month_k: float | None = None
     source: str
-    confidence: str = ""
+    confidence: Literal["published", "derived", "assumed"]
 
 
 class Diurnal(_Strict):
     fraction_of_range_below_max_pu: list[float] = Field(min_length=24, max_length=24)
     source: str
-    confidence: str = ""
+    confidence: Literal["published", "derived", "assumed"]
 
 
 class Variability(_Strict):
@@ -118,7 +120,7 @@ class Variability(_Strict):
     corr_dew_dry_pu: float = Field(ge=-1, le=1)
     seed: int
     source: str
-    confidence: str = ""
+    confidence: Literal["published", "derived", "assumed"]
 
 
 class Climate(_Strict):
