@@ -24,10 +24,9 @@ the EPW record of clock hour ``L + 1``, so a synthesised year and an EPW line up
 
 from __future__ import annotations
 
-from typing import Literal
-
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
