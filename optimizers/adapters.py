@@ -5,6 +5,8 @@ a Scenario and a simulation Dataset for them, so the CLI and the what-if engine 
 
     ds = simulated(sc)                                  # the scenario run through the simulator
     dispatch_inputs(sc, ds)      -> DispatchInputs      (optimizers.dispatch.solve_dispatch)
+    dispatch_inputs_at_bus(sc, ds) -> DispatchInputs    (the same, planned at the bus: feasible in the simulator)
+    dispatch_feedback(sc, ds, ds_dispatch) -> Dataset   (the dispatch re-simulated, every limit checked)
     expansion_inputs(sc, ds)     -> ExpansionInputs     (optimizers.expansion.solve_expansion)
     placement_state(sc, layout)  -> SiteState           (optimizers.placement.optimize_placement)
     capping_inputs(sc, ds)       -> CappingInputs       (optimizers.capping.optimize_capping)
@@ -133,6 +135,101 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
     if len(load) == 0:
         raise InputError.one(_SRC, "hours", "the horizon has no hourly steps")
     return DispatchInputs(**kw)
+
+
+def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, **over):
+    """DispatchInputs planned where the simulator balances supply and demand: at the medium-voltage bus.
+
+    `dispatch_inputs` takes the simulated facility demand as load, which holds the substations' losses at
+    the grid share of the rule-based run; a plan with another grid share changes those losses, so the
+    simulator would meter a different import than planned (tens of kW at 100 MW). Here the load is the bus
+    demand (`p_bus_kw`, independent of the dispatch), the grid variable is grid power at the bus, and the
+    limits that hold at the utility feed are carried to the bus exactly or conservatively:
+
+    - cap: `grid_import_max_bus_kw`, the largest bus grid power whose import at the feed (bus power plus
+      the substations' convex losses) stays within the simulator's cap of that step (contract cap,
+      curtailment, feed and substation ratings, outages): exact, as the import grows with the bus power;
+    - ramp: the feed-side limit divided by 1 + the largest incremental loss slope up to the cap
+      (`grid_loss_slope_max_pu`): |d import| <= (1 + slope) |d bus power| for convex losses;
+    - prices: energy is priced at the bus, so the energy cost leaves out the substations' losses (about
+      0.2-0.3 % of the grid energy on colossus-1); the re-simulation (`dispatch_feedback`) costs it at the meter.
+
+    Steps finer than an hour are averaged to hours (the cap: the lowest of the hour)."""
+    from dataclasses import replace
+
+    if "grid_import_max_bus_kw" not in ds or "p_bus_kw" not in ds:
+        raise InputError.one(_SRC, "grid_import_max_bus_kw", "not in the simulation; expected a run of twin.simulate")
+    inp = dispatch_inputs(sc, ds, costs)
+    cap = np.asarray(ds["grid_import_max_bus_kw"].values, float)
+    step_s = float(ds.attrs.get("step_s", 3600.0))
+    if step_s < 3600.0 - 1e-9:
+        k = int(round(3600.0 / step_s))
+        cap = cap[: inp.n * k].reshape(inp.n, k).min(axis=1)
+    slope = float(ds.attrs.get("grid_loss_slope_max_pu", 0.0))
+    kw = dict(load_kw=hourly(ds, "p_bus_kw"), grid_import_max_kw=cap,
+              grid_ramp_max_kw_per_h=inp.grid_ramp_max_kw_per_h / (1.0 + slope))
+    kw.update(over)
+    return replace(inp, **kw)
+
+
+def dispatch_feedback(sc, ds_sim: xr.Dataset, ds_dispatch: xr.Dataset) -> xr.Dataset:
+    """The dispatch `ds_dispatch` (optimizers.dispatch's result for `dispatch_inputs_at_bus(sc, ds_sim)`)
+    fed back through the simulator over the span of `ds_sim`: turbines and battery as scheduled, the grid
+    taking the rest through the substations, the SOC on the battery's own model from the plan's initial SOC.
+    The returned run carries `limit_violation` (twin.sim.engine.check_limits) and, in attrs, the comparison
+    with the plan: `feedback_limits_ok`, `feedback_worst_limit`, `feedback_worst_violation`,
+    `feedback_soc_max_diff_kwh` (simulated minus planned SOC), `feedback_grid_bus_max_diff_kw` (simulated grid
+    at the bus minus planned grid), `feedback_energy_cost_usd` (grid energy at the meter + fuel + O&M)."""
+    import twin
+    from twin.sim.engine import check_limits
+
+    layout = layout_of(sc)
+    from twin.schema.components import Battery as BatteryC
+
+    bats = [c for c in layout.site.components if isinstance(c, BatteryC)]
+    eta = float(np.sqrt(bats[0].efficiency_roundtrip_pu)) if bats else 1.0
+    dt_h = _dt_h(ds_dispatch)
+    soc = np.asarray(ds_dispatch["battery_soc_kwh"].values, float)
+    if "battery_charge_kw" in ds_dispatch and "battery_discharge_kw" in ds_dispatch:
+        ch = float(ds_dispatch["battery_charge_kw"].values[0])
+        dis = float(ds_dispatch["battery_discharge_kw"].values[0])
+    else:
+        b0 = float(ds_dispatch["battery_p_kw"].values[0])
+        ch, dis = max(-b0, 0.0), max(b0, 0.0)
+    soc0 = soc[0] - (eta * ch - dis / eta) * dt_h  # the plan's SOC before its first step
+    t_rel = np.asarray(ds_sim["elapsed_s"].values, float)
+    step_s = float(ds_sim.attrs.get("step_s", 3600.0))
+    hours = (t_rel[-1] - t_rel[0] + step_s) / 3600.0
+    fb = twin.simulate(None, sc, dispatch=ds_dispatch, initial_state={"battery_soc_kwh": float(soc0)},
+                       start_offset_s=float(t_rel[0]), hours=hours)
+    lim = check_limits(fb)
+    units = dict(zip(fb["limit"].values.tolist(), fb["limit_units"].values.tolist(), strict=True))
+    tol = {"kW": FEEDBACK_TOL_KW, "kWh": FEEDBACK_TOL_KW * dt_h, "1": 1e-6}
+    ok = all(v <= tol[units[k]] for k, v in lim.items())
+    worst = max(lim, key=lambda k: lim[k] / tol[units[k]])
+    a = fb.attrs
+    a["feedback_limits_ok"] = int(ok)
+    a["feedback_worst_limit"] = worst
+    a["feedback_worst_violation"] = lim[worst]
+    a["feedback_tolerance_kw"] = FEEDBACK_TOL_KW
+    same = fb.sizes["time"] == ds_dispatch.sizes["time"]
+    if same:
+        grid_bus = fb["p_source_kw"].sel(source="grid").values - fb["p_loss_upstream_kw"].values
+        a["feedback_soc_max_diff_kwh"] = float(np.max(np.abs(fb["battery_soc_kwh"].values - soc)))
+        a["feedback_grid_bus_max_diff_kw"] = float(np.max(np.abs(grid_bus - ds_dispatch["grid_import_kw"].values)))
+    cost = fb["cost_usd"].values
+    a["feedback_energy_cost_usd"] = float(np.nansum(cost)) if np.isfinite(cost).any() else float("nan")
+    return fb
+
+
+FEEDBACK_TOL_KW = 1.0  # a limit counts as held within 1 kW (1 kWh per hour of SOC; 1e-6 units online)
+
+
+def _dt_h(ds: xr.Dataset) -> float:
+    t = np.asarray(ds["time"].values)
+    if len(t) > 1:
+        return float((t[1] - t[0]) / np.timedelta64(1, "s")) / 3600.0
+    return float(ds.attrs.get("dt_h", 1.0))
 
 
 def expansion_inputs(sc, ds: xr.Dataset, costs=None, **over):

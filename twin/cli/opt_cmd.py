@@ -223,16 +223,18 @@ def dispatch_cmd(
     window_h: Annotated[float | None, typer.Option("--window-h", help="Rolling horizon window, h (default: one solve)")] = None,
     no_save: NoSave = False,
 ) -> None:
-    """Least-cost grid / turbine / battery dispatch of the simulated load under the scenario's limits."""
-    from optimizers.adapters import dispatch_inputs, simulated
+    """Least-cost grid / turbine / battery dispatch of the simulated load under the scenario's limits, planned
+    at the bus (optimizers.adapters.dispatch_inputs_at_bus) and fed back through the simulator, which checks
+    every limit in its own terms (cap and ramp at the utility feed, battery, turbines, unserved load)."""
+    from optimizers.adapters import dispatch_feedback, dispatch_inputs_at_bus, simulated
     from optimizers.dispatch import solve_dispatch, solve_dispatch_rolling
 
     sc = _load(scenario)
     con = _console()
-    with _Steps("dispatch", ["simulate", "solve", "done"]) as st:
+    with _Steps("dispatch", ["simulate", "solve", "cross-check", "done"]) as st:
         ds_sim = simulated(sc, progress=st.sim_tick)
         st.step("solve")
-        inp = dispatch_inputs(sc, ds_sim)
+        inp = dispatch_inputs_at_bus(sc, ds_sim)
         try:
             if window_h:
                 ds = solve_dispatch_rolling(inp, window_h=window_h, time_limit_s=sc.solver.time_limit_s,
@@ -242,11 +244,28 @@ def dispatch_cmd(
         except InfeasibleError as exc:
             st.__exit__(None, None, None)
             _fail(exc)
+        st.step("cross-check")
+        fb = dispatch_feedback(sc, ds_sim, ds)
         st.step("done")
     a = ds.attrs
     rows = [(k, a[k]) for k in ("cost_total_usd", "cost_energy_usd", "cost_demand_usd", "cost_fuel_usd", "cost_start_usd",
                                 "cost_curtailment_usd", "co2_onsite_t", "co2_grid_t", "nox_t") if k in a]
-    rows += [("load energy (MWh)", float(inp.load_kw.sum() * inp.dt_h / 1000)), ("steps", inp.n)]
+    rows += [("load energy at the bus (MWh)", float(inp.load_kw.sum() * inp.dt_h / 1000)), ("steps", inp.n)]
+    from twin.sim.engine import check_limits
+
+    fa = fb.attrs
+    lim = check_limits(fb)
+    a["cross_check_ok"] = int(fa["feedback_limits_ok"])
+    for k, v in lim.items():
+        a[f"cross_check_{k}"] = v
+    worst = fa["feedback_worst_limit"]
+    unit = dict(zip(fb["limit"].values.tolist(), fb["limit_units"].values.tolist(), strict=True))[worst]
+    rows += [("simulator cross-check: limits respected", bool(fa["feedback_limits_ok"])),
+             ("simulator: worst violation", ("none above 1 kW; largest " if fa["feedback_limits_ok"] else "")
+              + (f"{worst} {_fmt(float(lim[worst]))} {unit}" if lim[worst] > 0 else "0")),
+             ("simulator: SOC vs plan, max diff (kWh)", fa.get("feedback_soc_max_diff_kwh", float("nan"))),
+             ("simulator: grid at bus vs plan, max diff (kW)", fa.get("feedback_grid_bus_max_diff_kw", float("nan"))),
+             ("simulator: energy cost at the meter (USD)", fa["feedback_energy_cost_usd"])]
     _finish(con, f"dispatch on {sc.site} ({sc.name})", rows, ds, sc, "dispatch", no_save)
 
 

@@ -202,3 +202,69 @@ def _battery(want, net, fleet: Fleet, dt_h, soc0_pu, soc_target_pu):
         out_s[n] = s
     b = np.array(out_b)
     return b, np.array(out_s), np.zeros(T)
+
+
+# --------------------------------------------------------------------------- following a given schedule
+
+# Limits a schedule is checked against, in the simulator's own terms, and the unit of each violation.
+LIMITS = {
+    "grid_import_max_kw": "kW",  # import at the utility feed above the cap (contract, curtailment, substations)
+    "grid_export_kw": "kW",  # import at the feed below zero (the site never exports)
+    "grid_ramp_kw": "kW",  # change of import at the feed from the previous step beyond the ramp limit
+    "battery_power_kw": "kW",  # |battery power| above the rating in service
+    "battery_soc_min_kwh": "kWh",  # state of charge below its minimum
+    "battery_soc_max_kwh": "kWh",  # state of charge above its maximum
+    "turbine_output_min_kw": "kW",  # turbine output below units online x minimum stable load
+    "turbine_output_max_kw": "kW",  # turbine output above units online x unit rating
+    "turbines_online": "1",  # units online outside [0, units available]
+    "unserved_kw": "kW",  # load left unserved (the schedule's curtailment)
+}
+
+
+def follow(demand_kw: np.ndarray, fleet: Fleet, dt_s: float, *, gt_kw: np.ndarray, turbines_online: np.ndarray,
+           batt_kw: np.ndarray, soc0_kwh: float, curtailed_kw: np.ndarray | None = None) -> DispatchResult:
+    """Run a given schedule instead of the rules: turbines and battery (discharge positive) as scheduled,
+    the schedule's curtailment left unserved, the grid takes the rest at the bus (negative = export).
+    The state of charge follows the battery's own efficiency model (the round-trip loss split evenly
+    between charge and discharge, as in the rules) with no clipping: a schedule that leaves the bounds
+    shows it in `limit_violations`."""
+    d = np.asarray(demand_kw, np.float64)
+    gt = np.asarray(gt_kw, np.float64)
+    b = np.asarray(batt_kw, np.float64)
+    cur = np.zeros_like(d) if curtailed_kw is None else np.asarray(curtailed_kw, np.float64)
+    eta = np.sqrt(fleet.batt_eta_rt_pu)
+    de = np.where(b > 0, b / eta, b * eta) * (dt_s / 3600.0)
+    soc = float(soc0_kwh) - np.cumsum(de)
+    grid = d - gt - b - cur
+    return DispatchResult(grid, gt, b, soc, np.asarray(turbines_online, np.float64), cur)
+
+
+def limit_violations(grid_feed_kw: np.ndarray, res: DispatchResult, fleet: Fleet, grid_max_feed_kw: np.ndarray,
+                     grid_ramp_feed_kw_step: float | None) -> dict[str, np.ndarray]:
+    """Per step, by how much each limit of `LIMITS` is exceeded (0 where it holds). The grid limits are
+    checked at the utility feed (grid power at the bus plus the substations' losses), where the cap and
+    the ramp limit apply; the first step has no previous import to ramp from."""
+    g = np.asarray(grid_feed_kw, np.float64)
+    T = len(g)
+    z = np.zeros(T)
+    cap = np.broadcast_to(np.asarray(grid_max_feed_kw, np.float64), (T,))
+    ramp = z.copy()
+    if grid_ramp_feed_kw_step is not None and T > 1:
+        ramp[1:] = np.maximum(np.abs(np.diff(g)) - grid_ramp_feed_kw_step, 0.0)
+    e = fleet.batt_e_max_kwh
+    u = np.asarray(res.turbines_online, np.float64)
+    with np.errstate(invalid="ignore"):
+        over_cap = np.where(np.isfinite(cap), np.maximum(g - cap, 0.0), 0.0)
+    out = {
+        "grid_import_max_kw": over_cap,
+        "grid_export_kw": np.maximum(-g, 0.0),
+        "grid_ramp_kw": ramp,
+        "battery_power_kw": np.maximum(np.abs(res.batt_kw) - fleet.batt_p_max_kw, 0.0),
+        "battery_soc_min_kwh": np.maximum(fleet.batt_soc_min_pu * e - res.soc_kwh, 0.0),
+        "battery_soc_max_kwh": np.maximum(res.soc_kwh - fleet.batt_soc_max_pu * e, 0.0),
+        "turbine_output_min_kw": np.maximum(u * fleet.gt_unit_kw * fleet.gt_min_pu - res.gt_kw, 0.0),
+        "turbine_output_max_kw": np.maximum(res.gt_kw - u * fleet.gt_unit_kw, 0.0),
+        "turbines_online": np.maximum(np.maximum(u - fleet.gt_units, -u), 0.0),
+        "unserved_kw": np.maximum(res.unserved_kw, 0.0),
+    }
+    return out

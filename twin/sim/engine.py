@@ -260,13 +260,21 @@ def _price_usd_kwh(times: pd.DatetimeIndex, c: dict) -> np.ndarray:
 
 
 def simulate(site=None, scenario=None, *, initial_state: dict | None = None, start_offset_s: float = 0.0,
-             hours: float | None = None, progress: Progress | None = None, weather: xr.Dataset | None = None) -> xr.Dataset:
+             hours: float | None = None, progress: Progress | None = None, weather: xr.Dataset | None = None,
+             dispatch: xr.Dataset | None = None) -> xr.Dataset:
     """Simulate `scenario` on `site` (a SiteLayout, Site, site name or path; None = the scenario's site).
 
     initial_state: {"battery_soc_pu" or "battery_soc_kwh", "turbines_online"} overrides the scenario's.
     start_offset_s, hours: simulate the window [offset, offset + hours) of the scenario's clock, so a live
     clock can run consecutive windows that join up (jobs, failures and events keep the scenario's clock).
-    The final state (SOC, turbines) is in ds.attrs["final_state"] (JSON) for the next window."""
+    The final state (SOC, turbines) is in ds.attrs["final_state"] (JSON) for the next window.
+
+    dispatch: a schedule on `time` to run instead of the dispatch rules (e.g. optimizers.dispatch's result):
+    `turbine_p_kw`, `turbines_online`, `battery_p_kw` (discharge positive), optionally `curtailed_kw` (left
+    unserved). Each step takes the schedule's mean over the step (a coarser schedule is held). The grid takes
+    the rest of the bus demand, imported through the substations; the SOC follows the battery's own model
+    from the initial state. Every limit is then checked in the simulator's terms: `limit_violation`
+    (time x limit, see dispatch_rules.LIMITS) and `check_limits(ds)`."""
     sc = as_scenario(scenario)
     tick = progress or (lambda f, s: None)
     tick(0.0, "site")
@@ -419,18 +427,31 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     smoothing = sc.dispatch.battery_smoothing_tau_s if sc.mitigations.battery_smoothing else None
     kw = dict(smoothing_tau_s=smoothing, soc0_pu=soc0, soc_target_pu=sc.dispatch.battery_soc_target_pu,
               turbines0=int(init.get("turbines_online", 0)), commit_window_s=sc.dispatch.turbine_commit_window_s)
-    dres = dispatch_rules.dispatch(demand, fleet, dt, **kw)
-    # upstream (substation) losses: grid import at the feed exceeds grid power at the bus; keep the cap at the feed
-    grid_import, up_loss = _grid_import(segs, seg_chain, results, p_in, p_out, dres.grid_kw, demand)
     cap_feed = info["grid_cap_feed_kw"]
-    bus_cap = fleet.grid_max_kw
-    for _ in range(6):  # losses grow with load: a few fixed-point passes bring the import under the cap
-        if not np.any(grid_import > cap_feed + 1e-6):
-            break
-        bus_cap = np.where(grid_import > cap_feed, bus_cap - (grid_import - cap_feed) * 1.0001, bus_cap)
-        fleet2 = dispatch_rules.Fleet(**{**fleet.__dict__, "grid_max_kw": bus_cap})
-        dres = dispatch_rules.dispatch(demand, fleet2, dt, **kw)
+    # the cap seen at the bus (what a planner at the bus may draw), before dispatch writes the upstream flows
+    cap_bus, loss_slope = _grid_cap_at_bus(segs, seg_chain, results, p_in, p_out, demand, cap_feed,
+                                           demand + fleet.batt_p_max_kw)
+    violations = None
+    if dispatch is not None:
+        sched = _schedule_on_steps(dispatch, times, dt)
+        soc0_kwh = init["battery_soc_kwh"] if "battery_soc_kwh" in init else soc0 * fleet.batt_e_max_kwh
+        dres = dispatch_rules.follow(demand, fleet, dt, gt_kw=sched["turbine_p_kw"],
+                                     turbines_online=sched["turbines_online"], batt_kw=sched["battery_p_kw"],
+                                     soc0_kwh=soc0_kwh, curtailed_kw=sched.get("curtailed_kw"))
         grid_import, up_loss = _grid_import(segs, seg_chain, results, p_in, p_out, dres.grid_kw, demand)
+        violations = dispatch_rules.limit_violations(grid_import, dres, fleet, cap_feed, fleet.grid_ramp_kw_step)
+    else:
+        dres = dispatch_rules.dispatch(demand, fleet, dt, **kw)
+        # upstream (substation) losses: grid import at the feed exceeds grid power at the bus; keep the cap at the feed
+        grid_import, up_loss = _grid_import(segs, seg_chain, results, p_in, p_out, dres.grid_kw, demand)
+        bus_cap = fleet.grid_max_kw
+        for _ in range(6):  # losses grow with load: a few fixed-point passes bring the import under the cap
+            if not np.any(grid_import > cap_feed + 1e-6):
+                break
+            bus_cap = np.where(grid_import > cap_feed, bus_cap - (grid_import - cap_feed) * 1.0001, bus_cap)
+            fleet2 = dispatch_rules.Fleet(**{**fleet.__dict__, "grid_max_kw": bus_cap})
+            dres = dispatch_rules.dispatch(demand, fleet2, dt, **kw)
+            grid_import, up_loss = _grid_import(segs, seg_chain, results, p_in, p_out, dres.grid_kw, demand)
 
     # ---- totals, emissions, cost
     tick(0.85, "results")
@@ -481,6 +502,10 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
         "p_loss_upstream_kw": (("time",), up_loss, a_("kW", "losses of the stages between the utility feed and the bus (carried in p_loss_kw)")),
         "battery_soc_kwh": (("time",), dres.soc_kwh, a_("kWh", "battery state of charge at the end of the step")),
         "turbines_online": (("time",), dres.turbines_online, a_("1", "gas-turbine units online")),
+        "grid_import_max_kw": (("time",), np.asarray(cap_feed, np.float64),
+                               a_("kW", "grid import cap at the utility feed (contract, curtailment, feed and substation ratings)")),
+        "grid_import_max_bus_kw": (("time",), cap_bus, a_("kW", "largest grid power at the bus whose import at the feed "
+                                                            "(with the substations' losses) stays within the cap")),
         "stranded_gpus": (("time",), stranded_gpus, a_("1", "GPUs without a power path (outages)")),
         "p_equipment_in_kw": (("time", "equipment"), p_in[:, eq_ix].astype(np.float32), a_("kW", "input power of each conversion stage / cooling consumer")),
         "p_loss_equipment_kw": (("time", "equipment"), loss_eq[:, eq_ix].astype(np.float32), a_("kW", "loss of each conversion stage")),
@@ -546,7 +571,7 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     from twin import __version__
 
     final = {"battery_soc_pu": float(dres.soc_kwh[-1] / fleet.batt_e_max_kwh) if fleet.batt_e_max_kwh else None,
-             "turbines_online": int(dres.turbines_online[-1]),
+             "turbines_online": int(round(float(dres.turbines_online[-1]))),
              "elapsed_s": float(t_rel[-1] + dt)}
     attrs = {
         "title": f"gigatwin simulation of {layout.site.name}",
@@ -562,8 +587,16 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
         "demand_charge_usd_kw_month": c.get("demand_usd_kw_month") if c.get("demand_usd_kw_month") is not None else np.nan,
         "grid_cap_feed_kw": float(np.min(cap_feed)),
         "final_state": json.dumps(final),
+        "grid_loss_slope_max_pu": loss_slope,
+        "dispatch_source": "rules" if dispatch is None else "schedule",
         "job_failures": json.dumps({j.name: int(nf) for j, nf in zip(jobs, (wp.n_failures if jobs else []), strict=True)}),
     }
+    if violations is not None:
+        data["limit_violation"] = (("time", "limit"), np.column_stack(list(violations.values())),
+                                   a_("kW; kWh for battery_soc_*; 1 for turbines_online (coordinate limit_units)",
+                                      "by how much the step exceeds each limit, in the simulator's terms (0 = held)"))
+        coords["limit"] = ("limit", list(violations))
+        coords["limit_units"] = ("limit", [dispatch_rules.LIMITS[k_] for k_ in violations])
     ds = xr.Dataset({k_: (d, v, at) for k_, (d, v, at) in data.items()}, coords=coords, attrs=attrs)
     tick(1.0, "done")
     return ds
@@ -600,6 +633,84 @@ def _grid_import(segs, seg_chain, results, p_in, p_out, grid_bus, demand):
         u = ch.upstream
         up_loss[a:b] = (p_in[a:b][:, u] - p_out[a:b][:, u]).sum(axis=1)
     return grid_bus + up_loss, up_loss
+
+
+def _grid_cap_at_bus(segs, seg_chain, results, p_in, p_out, demand, cap_feed, g_uncapped):
+    """Per step, the largest grid power at the bus whose import at the feed (bus power + the upstream stages'
+    losses) stays within `cap_feed` (fixed point g = cap - L(g): the loss slope is well below 1, a few passes
+    converge), and the largest incremental upstream loss per kW of bus grid power (dL/dg) up to that cap, or
+    up to `g_uncapped` where there is no cap: a forward difference there, an upper bound of dL/dg below it as
+    the transformer losses are convex. Overwrites the upstream columns of p_in/p_out (dispatch writes them
+    again)."""
+    finite = np.isfinite(cap_feed)
+    cap = np.where(finite, cap_feed, 0.0)
+    g = np.where(finite, cap, g_uncapped)
+    if not any(ch.upstream.any() for ch in seg_chain):
+        return np.where(finite, cap, np.inf), 0.0
+    for _ in range(12):
+        feed, _ = _grid_import(segs, seg_chain, results, p_in, p_out, g, demand)
+        g_new = np.where(finite, g - (feed - cap), g)
+        done = np.max(np.abs(g_new - g)) <= 1e-9 * max(1.0, float(np.max(np.abs(g))))
+        g = g_new
+        if done:
+            break
+    g = np.maximum(g, 0.0)
+    h = np.maximum(1.0, 1e-3 * g)
+    f0, _ = _grid_import(segs, seg_chain, results, p_in, p_out, g, demand)
+    f1, _ = _grid_import(segs, seg_chain, results, p_in, p_out, g + h, demand)
+    ok = demand > 0  # no demand: no share to scale the upstream flows with (no slope either)
+    slope = float(np.max(((f1 - f0) / h - 1.0)[ok])) if ok.any() else 0.0
+    return np.where(finite, g, np.inf), max(slope, 0.0)
+
+
+def _schedule_on_steps(sched: xr.Dataset, times: pd.DatetimeIndex, dt: float) -> dict[str, np.ndarray]:
+    """The schedule's mean over each simulation step (a schedule on the same steps is taken as is; a coarser
+    one is held over its steps). Every step must lie within the schedule's span."""
+    src = "<dispatch schedule>"
+    need = ("turbine_p_kw", "turbines_online", "battery_p_kw")
+    for v in need:
+        if v not in sched:
+            raise InputError.one(src, v, f"missing; a dispatch schedule needs {', '.join(need)} on `time`")
+    if "time" not in sched.coords or sched.sizes.get("time", 0) < 1:
+        raise InputError.one(src, "time", "expected a non-empty time coordinate")
+    st = pd.DatetimeIndex(sched["time"].values)
+    n = len(times)
+    names = [*need, *(["curtailed_kw"] if "curtailed_kw" in sched else [])]
+    vals = {v: np.asarray(sched[v].values, np.float64) for v in names}
+    for v, a in vals.items():
+        if a.ndim != 1 or not np.all(np.isfinite(a)):
+            raise InputError.one(src, v, "expected finite values on `time` only")
+    if len(st) == n and np.array_equal(st.values.astype("datetime64[ns]"), times.values.astype("datetime64[ns]")):
+        return vals
+    s_rel = (st - times[0]) / pd.Timedelta(seconds=1)
+    s_rel = np.asarray(s_rel, np.float64)
+    width = np.diff(s_rel)
+    if np.any(width <= 0):
+        raise InputError.one(src, "time", "expected increasing times")
+    last = width[-1] if len(width) else dt
+    edges = np.concatenate([s_rel, [s_rel[-1] + last]])
+    tol = 1e-6 * dt
+    if edges[0] > tol or edges[-1] < n * dt - tol:
+        end = times[0] + pd.Timedelta(seconds=n * dt)
+        raise InputError.one(src, "time", f"covers {st[0]} to {st[0] + pd.Timedelta(seconds=edges[-1] - edges[0])}; "
+                             f"expected the simulated span {times[0]} to {end}")
+    t_edges = np.arange(n + 1) * dt
+    w = np.diff(edges)
+    out = {}
+    for v, a in vals.items():
+        cum = np.concatenate([[0.0], np.cumsum(a * w)])
+        out[v] = np.diff(np.interp(t_edges, edges, cum)) / dt
+    return out
+
+
+def check_limits(ds: xr.Dataset) -> dict[str, float]:
+    """The largest violation of every limit (dispatch_rules.LIMITS; 0.0 = held at every step) of a run that
+    followed a dispatch schedule (`simulate(..., dispatch=...)`); the unit ends each name (kW, kWh; units)."""
+    if "limit_violation" not in ds:
+        raise InputError.one("<simulation>", "limit_violation",
+                             "not in this run; simulate with dispatch=<schedule> to check a schedule's limits")
+    v = ds["limit_violation"]
+    return {str(k_): float(v.sel(limit=k_).max()) for k_ in v["limit"].values}
 
 
 def _fleet(layout: SiteLayout, sc: Scenario, t_rel, segs, seg_chain, dt):
@@ -655,4 +766,4 @@ def _fleet(layout: SiteLayout, sc: Scenario, t_rel, segs, seg_chain, dt):
     return fleet, {"grid_cap_feed_kw": cap}
 
 
-__all__ = ["simulate", "site_layout", "as_scenario"]
+__all__ = ["simulate", "site_layout", "as_scenario", "check_limits"]
