@@ -137,7 +137,7 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
     return DispatchInputs(**kw)
 
 
-def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, **over):
+def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, hourly_steps: bool = False, **over):
     """DispatchInputs planned where the simulator balances supply and demand: at the medium-voltage bus.
 
     `dispatch_inputs` takes the simulated facility demand as load, which holds the substations' losses at
@@ -154,7 +154,9 @@ def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, **over):
     - prices: energy is priced at the bus, so the energy cost leaves out the substations' losses (about
       0.2-0.3 % of the grid energy on colossus-1); the re-simulation (`dispatch_feedback`) costs it at the meter.
 
-    Steps finer than an hour are averaged to hours (the cap: the lowest of the hour)."""
+    The plan is made on the simulation's own steps (a run at 15 min plans at 15 min: an hourly plan cannot
+    follow the training swings within the hour, and the simulator would see the grid take them); with
+    `hourly=True` steps finer than an hour are averaged to hours (the cap: the lowest of the hour)."""
     from dataclasses import replace
 
     if "grid_import_max_bus_kw" not in ds or "p_bus_kw" not in ds:
@@ -162,12 +164,22 @@ def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, **over):
     inp = dispatch_inputs(sc, ds, costs)
     cap = np.asarray(ds["grid_import_max_bus_kw"].values, float)
     step_s = float(ds.attrs.get("step_s", 3600.0))
-    if step_s < 3600.0 - 1e-9:
-        k = int(round(3600.0 / step_s))
-        cap = cap[: inp.n * k].reshape(inp.n, k).min(axis=1)
     slope = float(ds.attrs.get("grid_loss_slope_max_pu", 0.0))
-    kw = dict(load_kw=hourly(ds, "p_bus_kw"), grid_import_max_kw=cap,
-              grid_ramp_max_kw_per_h=inp.grid_ramp_max_kw_per_h / (1.0 + slope))
+    kw = dict(grid_ramp_max_kw_per_h=inp.grid_ramp_max_kw_per_h / (1.0 + slope))
+    if step_s < 3600.0 - 1e-9 and hourly_steps:
+        k = int(round(3600.0 / step_s))
+        kw.update(load_kw=hourly(ds, "p_bus_kw"), grid_import_max_kw=cap[: inp.n * k].reshape(inp.n, k).min(axis=1))
+    elif step_s < 3600.0 - 1e-9:
+        from optimizers.costs import load_costs
+
+        time = np.asarray(ds["time"].values).astype("datetime64[ns]")
+        price = np.asarray(ds["price_usd_kwh"].values, float) if "price_usd_kwh" in ds else np.full(len(time), np.nan)
+        if np.isnan(price).any():
+            price = (costs or load_costs()).tariff_tva_tou_proxy.price_usd_kwh(time)
+        kw.update(time=time.astype("datetime64[s]"), dt_h=step_s / 3600.0, load_kw=np.asarray(ds["p_bus_kw"].values, float),
+                  price_usd_kwh=price, grid_import_max_kw=cap)
+    else:
+        kw.update(load_kw=hourly(ds, "p_bus_kw"), grid_import_max_kw=cap)
     kw.update(over)
     return replace(inp, **kw)
 

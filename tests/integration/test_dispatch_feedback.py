@@ -232,3 +232,26 @@ def test_cli_prints_the_cross_check(tmp_path):
     line = next(s for s in res.output.splitlines() if "limits respected" in s)
     assert line.rstrip(" │").endswith("yes"), line
     assert "worst violation" in res.output and "none above 1 kW" in res.output
+
+
+def test_sub_hourly_run_planned_on_its_own_steps():
+    """At 15 min the bus demand swings with the training job's checkpoints within the hour: a plan on the
+    simulation's steps holds every limit, an hourly plan (held over the hour) leaves the swings to the grid."""
+    sc = scenario_from_dict({**SCEN, "hours": 40, "step": "15min", "events": SCEN["events"][:1]})
+    ds_sim = twin.simulate(None, sc)
+    inp = dispatch_inputs_at_bus(sc, ds_sim)
+    assert inp.n == 160 and inp.dt_h == 0.25
+    fb = dispatch_feedback(sc, ds_sim, solve_dispatch(inp))
+    lim = check_limits(fb)
+    assert all(v <= STRICT_KW for v in lim.values()), lim
+    assert fb.attrs["feedback_soc_max_diff_kwh"] <= 1e-6
+    hourly_plan = solve_dispatch(dispatch_inputs_at_bus(sc, ds_sim, hourly_steps=True))
+    fb_h = dispatch_feedback(sc, ds_sim, hourly_plan)
+    step_swing = np.abs(np.diff(ds_sim.p_bus_kw.values)).max()
+    print(f"\n15 min: largest bus step {step_swing / 1000:.1f} MW; hourly plan: worst {fb_h.attrs['feedback_worst_limit']} "
+          f"{fb_h.attrs['feedback_worst_violation']:.0f}")
+    assert step_swing > 10 * RAMP_KW_MIN * 15  # the swings are far beyond a 15-min ramp step
+    assert fb_h.attrs["feedback_limits_ok"] == 0 and check_limits(fb_h)["grid_ramp_kw"] > 1000.0
+    # the held hourly schedule: every 15-min step of an hour runs the hour's turbine output
+    np.testing.assert_allclose(fb_h.p_source_kw.sel(source="gas_turbine").values,
+                               np.repeat(hourly_plan.turbine_p_kw.values, 4), atol=1e-9)
