@@ -11,6 +11,7 @@ Pipeline (vectorised over time and equipment; no Python loop over racks or time 
   per-rack heat at the coarse step (the step itself for >= 1 min runs, 1 min blocks for sub-minute runs)
        --cooling--> plant electric power, temperatures, flows, water
   bus demand --twin.sim.dispatch_rules--> grid / turbines / battery --> grid import through the substations
+       (or a given schedule, `dispatch=`: followed as given, every limit's violation reported; check_limits)
 
 Sub-minute runs never hold time x rack arrays at the fine step: per-rack outputs (`p_rack_kw`, cooling
 per rack) sit on the `time_rack` dimension (1-minute block means); everything else is on `time`.
