@@ -6,8 +6,7 @@ Model (one row family per statement, each a named Pyomo `Constraint` indexed by 
     power_balance               g + p_gt + p_dis - p_ch + p_cap = load                [dual -> price_usd_kwh]
     grid_import_limit           g <= grid_import_max
     grid_ramp_limit             |g[t] - g[t-1]| <= ramp * dt
-    demand_peak                 peak_day[day(t)] >= g[t]        (peak[month(t)] >= g[t] if one day or less
-    demand_peak_month           peak[month(d)] >= peak_day[d]    per month, or aggregate=False)
+    demand_peak                 peak[month(t)] >= g[t]
     turbine_output_max/min      p_min_pu * P * u <= p_gt <= P * u
     turbine_commitment_balance  u[t] - u[t-1] = su[t] - sd[t]
     turbine_min_up              sum(su[t-UT+1..t]) <= u[t]                 (aggregated identical units)
@@ -18,8 +17,7 @@ Model (one row family per statement, each a named Pyomo `Constraint` indexed by 
     reserve_battery_energy      r_bat * duration / eta_d <= soc - soc_min
     reserve_turbine_headroom    r_gt <= P * u - p_gt      (P * N - p_gt if units start within 30 min)
     load_reduction_reserve      r_bat + r_gt + capping_allowance >= reduction_kw
-    emissions_cap / nox_cap     horizon totals (t): sum of per-day totals
-    emissions_cap_daily / nox_cap_daily   per-day totals = sum of the day's emissions
+    emissions_cap / nox_cap     horizon totals (t)
 
 u (units online), su, sd are integers (identical-unit aggregated commitment); `relax=True` makes them
 continuous (the LP relaxation). Objective: energy + demand charges + fuel + turbine O&M + start costs +
@@ -28,29 +26,33 @@ LP re-solved with the commitment fixed (standard practice: they price energy giv
 
 Speed of the year-hourly LP relaxation (benchmarks/bench_dispatch.py, 2-core VM, HiGHS 1.16)
 -------------------------------------------------------------------------------------------
-Measured on `colossus_like(8760)` (123,372 rows x 97,102 columns), re-solving after a price change from
-the kept basis with `DispatchSession`:
+`colossus_like(8760)`: 122,642 rows x 96,372 columns. Re-solves after a price change start from the
+kept basis (`DispatchSession`; only the cost vector changes, by `changeColsCost`).
 
-* Horizon sums and monthly peaks go through per-day variables (`aggregate=True`): a single NOx-cap row
-  over 8760 turbine columns and monthly-peak columns of ~730 entries made every simplex pivot touch
-  thousands of entries. Hourly-noise re-solve, primal simplex: 5.1 s -> 2.4 s.
-* A change of costs only leaves the basis primal feasible, so the session re-solves it by primal
-  simplex (`DispatchSession.resolve_options`). Dual simplex (HiGHS's default) first rebuilds its dual
-  steepest-edge weights (one BTRAN per row, ~3 s on the year) and then needs more work: 8-9 s.
-* Result: all prices +10 %: ~0.25 s; on-peak block +20 %: ~1.7 s; hourly noise x U(0.7, 1.3): ~2.4-3.4 s
-  (~2,800-3,000 primal pivots at ~0.9 ms each: the battery's state-of-charge chain keeps the basis
-  factors long). The 0.5 s target is met for uniform changes and for horizons up to a quarter year
-  (week MILP ~0.15 s, month LP ~0.07 s), not for hourly noise over a full year.
+* A change of costs only leaves the basis primal feasible, so the session re-solves by primal simplex
+  (`DispatchSession.resolve_options`). Dual simplex, HiGHS's default, first rebuilds its dual
+  steepest-edge weights (one BTRAN per row: ~3 s of the year re-solve) and then pivots more slowly.
+  Hourly-noise re-solve (x U(0.7, 1.3) per hour): dual 7.5 s -> primal 2.3-3.4 s (run to run).
+* Measured by the bench: all prices +10 %: 0.2 s; on-peak block +20 %: 1.2-1.5 s; hourly noise:
+  2.3-3.4 s (~3,000 primal pivots at ~0.8-1 ms: the battery's state of charge stays strictly inside its
+  bounds all year, so its chain keeps the basis factors dense). The 0.5 s target is met for a uniform
+  change and, with hourly noise, up to a quarter year (2184 h: 0.26 s; 720 h: 0.03 s; week MILP ~0.1 s);
+  not for hourly noise over the full year. The first solve is 25-30 s (dual simplex, ~79k iterations).
 
-Measured and not kept: dual simplex with Devex weights on the re-solve (8.7 s), Dantzig pricing for
-primal (4.1 s / 16.6 s), parallel dual simplex (PAMI, 2 threads: first solve 136 s against ~32 s),
-interior point (IPX with crossover: first solve ~70 s; without crossover ~107 s on the original
-formulation), presolve off on the first solve (58 s), eliminating determined variables (grid cap as a
-column bound, shutdowns and reserve variables substituted, unused curtailment column dropped: 97k x
-62k; first solve ~31 s, re-solve unchanged at 2.4 s, so the named rows were kept), and a warm start of
-the first solve from a rolling-horizon solution through HiGHS crossover (slower: the rolling plan is
-~3 % off and the coupling still has to be re-optimised). The first solve stays at ~30-35 s
-(dual simplex, ~78k iterations).
+Measured and not kept (each against the figures above, same VM, one process at a time):
+dual simplex with Devex weights on the re-solve (8.7 s); primal with Dantzig (4.1 s; 16.6 s on the
+on-peak change) or steepest-edge pricing (23.7 s); simplex_update_limit 100-400 (no change); parallel
+dual simplex (PAMI, 2 threads: first solve 136 s); Devex on the first solve (41 s); interior point
+(IPX + crossover ~70 s, without crossover ~107 s; IPX has no warm start, so it cannot help a
+re-solve); presolve off (58 s); the NOx cap and monthly peaks through per-day variables (no dense row or
+columns: first solve 27.9 s, re-solve 2.3 s, i.e. no gain); eliminating variables fixed by equalities
+(grid cap as a column bound, shutdowns and reserve variables substituted, the unused curtailment
+column dropped: 96k x 61k; first solve ~31-39 s, re-solve 2.4 s: no gain, so the named rows stay);
+NOx totals in kg instead of t (scaling: no gain); warm-starting the first solve from a rolling-horizon
+plan through HiGHS crossover (slower: the plan is ~3 % off and the coupling must still be
+re-optimised). No exact decomposition was found that would beat this: the year couples through state
+of charge, commitment, ramp, monthly peaks and the NOx cap, and an hourly-noise change moves the
+dispatch in most windows.
 """
 
 from __future__ import annotations
@@ -235,14 +237,11 @@ def _recent_sum(recent: tuple[int, ...], window: int, n: int) -> np.ndarray:
 
 def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapacities, relax: bool,
                      load_kw: np.ndarray | None = None, cost_weight: float = 1.0,
-                     demand_months_weight: float = 1.0, cyclic_soc: bool = False, aggregate: bool = True) -> None:
+                     demand_months_weight: float = 1.0, cyclic_soc: bool = False) -> None:
     """Declare the operating variables and constraints of one horizon on `lm` (shared by dispatch and
     expansion). `cost_weight` scales per-step costs (a representative period standing for a year),
     `demand_months_weight` the billed months each month group stands for; `cyclic_soc` starts the
-    battery at soc_initial_pu of its (possibly variable) energy capacity and ends it at least there.
-    `aggregate` writes horizon sums (emissions caps) and monthly peaks in two levels through per-day
-    variables, which keeps the constraint matrix free of dense rows and columns (faster simplex on long
-    horizons; the optimum is the same)."""
+    battery at soc_initial_pu of its (possibly variable) energy capacity and ends it at least there."""
     n, dt = inp.n, float(inp.dt_h)
     T = np.arange(n)
     g, b = inp.turbines, inp.battery
@@ -297,22 +296,8 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
         if inp.demand_peak_floor_kw is not None:
             np.maximum.at(floor, midx, np.asarray(inp.demand_peak_floor_kw, float))
         lm.var("peak_grid_import_kw", len(months), floor, INF, units="kW", long_name="monthly peak grid import")
-        days, first, didx = np.unique(np.asarray(inp.time).astype("datetime64[D]"), return_index=True,
-                                      return_inverse=True)
-        if aggregate and len(days) > len(months):
-            # two levels (day, then month) instead of one column per month with ~730 entries: the
-            # simplex basis stays sparse (see benchmarks/bench_dispatch.py); same optimum
-            dm = midx[first]  # month of each day
-            lm.var("peak_grid_import_daily_kw", len(days), 0.0, INF, units="kW", long_name="daily peak grid import")
-            lm.rows("demand_peak", n, [("peak_grid_import_daily_kw", None, didx, 1.0),
-                                       ("grid_import_kw", None, None, -1.0)],
-                    lb=0.0, long_name="daily peak covers grid import")
-            lm.rows("demand_peak_month", len(days), [("peak_grid_import_kw", None, dm, 1.0),
-                                                     ("peak_grid_import_daily_kw", None, None, -1.0)],
-                    lb=0.0, long_name="monthly peak covers the daily peaks")
-        else:
-            lm.rows("demand_peak", n, [("peak_grid_import_kw", None, midx, 1.0), ("grid_import_kw", None, None, -1.0)],
-                    lb=0.0, long_name="monthly peak covers grid import")
+        lm.rows("demand_peak", n, [("peak_grid_import_kw", None, midx, 1.0), ("grid_import_kw", None, None, -1.0)],
+                lb=0.0, long_name="monthly peak covers grid import")
         lm.add_cost("peak_grid_import_kw", inp.demand_charge_usd_kw_month * demand_months_weight)
         lm._months = months
 
@@ -392,35 +377,17 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
                 lb=inp.reduction_kw - inp.arr(inp.load_capping_allowance_kw),
                 long_name="30-minute load-reduction commitment", dual_units="USD per kW-step")
 
-    # ---- emissions: a horizon cap is one row over every step (a dense row: every simplex pivot on a
-    # year then touches 8760 columns); with `aggregate`, per-day totals carry the sum and the cap row
-    # sums the days (same optimum, same cap dual)
+    # ---- emissions
     fuel = g.fuel_mmbtu_per_kwh * dt  # MMBtu per kW-step
-    blk = T // max(1, int(round(24.0 / dt)))
-    nb = int(blk[-1]) + 1 if n else 0
-    split = aggregate and nb > 1
-
-    def horizon_cap(name, var_name, terms, cap, long_name, units_long):
-        if not split:
-            lm.rows(name, 1, [(v, np.zeros(n, np.int64), T, c) for v, c in terms], ub=cap, long_name=long_name,
-                    dual_units="USD per t")
-            return
-        B = np.arange(nb)
-        lm.var(var_name, nb, -INF, INF, units="t", long_name=units_long)
-        lm.rows(name + "_daily", nb, [(v, blk, T, c) for v, c in terms] + [(var_name, B, B, -1.0)],
-                lb=0.0, ub=0.0, long_name=units_long + " (definition)")
-        lm.rows(name, 1, [(var_name, np.zeros(nb, np.int64), B, 1.0)], ub=cap, long_name=long_name,
-                dual_units="USD per t")
-
     if inp.emissions_cap_t_co2 is not None:
-        terms = [("turbine_p_kw", fuel * g.co2_kg_per_mmbtu / 1000.0)]
+        terms = [("turbine_p_kw", np.zeros(n, np.int64), T, fuel * g.co2_kg_per_mmbtu / 1000.0)]
         if inp.emissions_cap_includes_grid:
-            terms.append(("grid_import_kw", dt * inp.grid_co2_kg_kwh / 1000.0))
-        horizon_cap("emissions_cap", "co2_daily_t", terms, inp.emissions_cap_t_co2, "CO2 cap over the horizon",
-                    "CO2 per day")
+            terms.append(("grid_import_kw", np.zeros(n, np.int64), T, dt * inp.grid_co2_kg_kwh / 1000.0))
+        lm.rows("emissions_cap", 1, terms, ub=inp.emissions_cap_t_co2, long_name="CO2 cap over the horizon",
+                dual_units="USD per t")
     if inp.nox_cap_t is not None:
-        horizon_cap("nox_cap", "nox_daily_t", [("turbine_p_kw", fuel * g.nox_kg_per_mmbtu / 1000.0)], inp.nox_cap_t,
-                    "NOx cap over the horizon", "NOx per day")
+        lm.rows("nox_cap", 1, [("turbine_p_kw", np.zeros(n, np.int64), T, fuel * g.nox_kg_per_mmbtu / 1000.0)],
+                ub=inp.nox_cap_t, long_name="NOx cap over the horizon", dual_units="USD per t")
 
     # ---- costs
     w = cost_weight
@@ -686,7 +653,9 @@ class DispatchSession:
     """A dispatch model kept in a HiGHS instance for fast what-if re-solves.
 
     `set_prices` changes only cost coefficients (and `set_grid_import_max` only row bounds), so an LP
-    re-solve starts from the previous optimal basis. Use `relax=True` for the year-hourly LP relaxation.
+    re-solve starts from the previous optimal basis (by primal simplex after a cost-only change, dual
+    simplex otherwise: `resolve_options`). Use `relax=True` for the year-hourly LP relaxation; re-solve
+    times are in the module doc.
     """
 
     inputs: DispatchInputs
@@ -725,9 +694,9 @@ class DispatchSession:
     def resolve_options(self) -> dict:
         """HiGHS options for the next solve. After a change of cost coefficients only, the kept basis is
         still primal feasible, so the LP is re-solved by primal simplex from it (measured on the year LP:
-        about 4x faster than dual simplex, which must first re-initialise its dual steepest-edge weights,
-        one BTRAN per row); after bound changes the basis stays dual feasible: dual simplex. A MIP is
-        left to HiGHS's own choices."""
+        ~3x faster than dual simplex, which must first re-initialise its dual steepest-edge weights, one
+        BTRAN per row); after bound changes the basis stays dual feasible: dual simplex. A MIP is left to
+        HiGHS's own choices."""
         if self.relax and self.lm.handle is not None and self._changed == {"cost"}:
             return {"simplex_strategy": 4}
         return {"simplex_strategy": 1}
