@@ -79,6 +79,11 @@ def parse_site(raw: Any, file: str, catalog: Catalog) -> Site:
         raise InputError(problems_from_validation(file, exc, _TAGS, models_at)) from None
 
 
+def _unknown_type(catalog: Catalog, kind: str, name, file: str, key: str) -> Problem:
+    known = ", ".join(catalog.names(kind)) or "(none)"
+    return Problem(file, key, f"unknown catalog type {name!r} for kind {kind}; expected one of: {known}")
+
+
 def _resolve(item, key, kinds, catalog, file, problems, models_at, default_id=None):
     """Merge a component's catalog type under its own fields (own fields win)."""
     if not isinstance(item, dict):
@@ -93,8 +98,7 @@ def _resolve(item, key, kinds, catalog, file, problems, models_at, default_id=No
     type_name = item.get("type")
     if type_name is not None:
         if not catalog.has(kind, type_name):
-            problems.append(Problem(file, f"{key}.type", f"unknown catalog type {type_name!r} for kind {kind}; "
-                                    f"expected one of: {', '.join(catalog.names(kind)) or '(none)'}"))
+            problems.append(_unknown_type(catalog, kind, type_name, file, f"{key}.type"))
         else:
             merged.update(catalog.raw(kind, type_name))
             # Provenance of the catalog entry stays with the type; the site's own source, if any, wins.
@@ -136,8 +140,7 @@ def _resolve_group(group, key, catalog, file, problems, models_at):
         problems.append(Problem(file, f"{key}.type", "missing: a rack group needs a catalog rack type"))
         return own
     if not catalog.has("rack", rack_type):
-        problems.append(Problem(file, f"{key}.type", f"unknown catalog type {rack_type!r} for kind rack; "
-                                f"expected one of: {', '.join(catalog.names('rack'))}"))
+        problems.append(_unknown_type(catalog, "rack", rack_type, file, f"{key}.type"))
         return own
     rack = {**catalog.raw("rack", rack_type), **overrides}
     models_at[f"{key}.rack"] = CATALOG_KINDS["rack"]
@@ -152,8 +155,7 @@ def _parts(data, catalog, file, problems) -> dict:
         if name is None or name in parts[kind]:
             return
         if not catalog.has(kind, name):
-            problems.append(Problem(file, where, f"unknown catalog type {name!r} for kind {kind}; "
-                                    f"expected one of: {', '.join(catalog.names(kind)) or '(none)'}"))
+            problems.append(_unknown_type(catalog, kind, name, file, where))
             return
         entry = catalog.raw(kind, name)
         parts[kind][name] = {**entry, "kind": kind}
