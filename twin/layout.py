@@ -211,25 +211,18 @@ class SiteLayout:
 
 
 def _generations(A: sp.csr_matrix, R: sp.csr_matrix, load_side: np.ndarray) -> list[np.ndarray]:
-    n = A.shape[0]
-    level = np.full(n, -1)
-    children_of = A.T.tocsr()  # parent -> children
-    remaining = set(np.flatnonzero(load_side))
+    """Peel the load side from the racks upward: a stage joins level k once none of its load-side
+    children is still without a level (one sparse product per level, not a scan per stage)."""
+    children_of = A.T.tocsr()  # parent x child
+    pending = load_side.copy()
     levels: list[np.ndarray] = []
-    k = 0
-    while remaining:
-        ready = [
-            e for e in remaining
-            if all(level[c] >= 0 or not load_side[c]
-                   for c in children_of.indices[children_of.indptr[e]:children_of.indptr[e + 1]])
-        ]
-        if not ready:  # a cycle: validation reports it; stop rather than spin
+    while pending.any():
+        waiting_on = children_of @ pending.astype(float)  # pending load-side children of each stage
+        ready = pending & (waiting_on == 0)
+        if not ready.any():  # a cycle: validation reports it; stop rather than spin
             break
-        for e in ready:
-            level[e] = k
-            remaining.discard(e)
-        levels.append(np.array(sorted(ready)))
-        k += 1
+        levels.append(np.flatnonzero(ready))
+        pending &= ~ready
     return levels
 
 
@@ -258,6 +251,32 @@ def expand(site: Site) -> SiteLayout:
                 parts.cdu.get(g.rack.cdu_type) if g.rack.cdu_type else None,
                 parts.rdhx.get(g.rack.rdhx_type) if g.rack.rdhx_type else None,
             ))
+        # Racks of every instance of this template, all groups in order, laid row by row: the columns
+        # are the same in each instance, so they are built once here from per-group figures.
+        counts = np.array([g.count for g in hall.racks])
+        nr = int(counts.sum())
+        pos = np.arange(nr)
+        local = np.repeat(np.arange(len(hall.racks)), counts)  # group within the template
+        group = local + group_base
+        infos = groups[group_base:]
+        n_nodes = np.zeros(nr, dtype=np.int64)
+        start = 0
+        for g in hall.racks:
+            if g.rack.role == "gpu":
+                per = int(g.rack.nodes_per_rack)
+                block = np.full(g.count, per)
+                block[-1] = g.nodes_total - per * (g.count - 1)
+                n_nodes[start:start + g.count] = block
+            start += g.count
+        gpn = np.array([i.server.gpus_per_node if i.server else 0 for i in infos])[local]
+        p_node_kw = np.array([i.server.p_max_kw if i.server else 0.0 for i in infos])[local]
+        p_rack_other_kw = np.array([_rack_overhead_kw(i) for i in infos])[local]
+        role = np.array([ROLES.index(i.rack.role) for i in infos])[local]
+        is_gpu = role == ROLES.index("gpu")
+        row = pos // hall.racks_per_row
+        col = pos % hall.racks_per_row
+        rack_suffix = np.char.add(np.char.add("-r", np.char.zfill((row + 1).astype(str), 2)),
+                                  np.char.add("-", np.char.zfill((col + 1).astype(str), 2)))
         for k in range(hall.count):
             n = hall.index_start + k
             h = len(hall_ids)
@@ -283,32 +302,11 @@ def expand(site: Site) -> SiteLayout:
                 parents_ids = ids
             leaf_first = len(equip.ids) - len(parents_ids)
 
-            # Racks of this hall, all groups in order, laid row by row.
-            counts = np.array([g.count for g in hall.racks])
-            nr = int(counts.sum())
-            pos = np.arange(nr)
-            group = np.repeat(np.arange(len(hall.racks)) + group_base, counts)
-            n_nodes = np.zeros(nr, dtype=np.int64)
-            start = 0
-            for g in hall.racks:
-                if g.rack.role == "gpu":
-                    per = int(g.rack.nodes_per_rack)
-                    block = np.full(g.count, per)
-                    block[-1] = g.nodes_total - per * (g.count - 1)
-                    n_nodes[start:start + g.count] = block
-                start += g.count
-            gpn = np.array([groups[x].server.gpus_per_node if groups[x].server else 0 for x in group])
-            p_node = np.array([groups[x].server.p_max_kw if groups[x].server else 0.0 for x in group])
-            p_rack_other = np.array([_rack_overhead_kw(groups[x]) for x in group])
-            role = np.array([ROLES.index(groups[x].rack.role) for x in group])
-            is_gpu = role == 0
             array = np.full(nr, -1)
             array[is_gpu] = n_arrays_before + np.arange(is_gpu.sum()) // hall.racks_per_array
             if is_gpu.any():
                 n_arrays_before = int(array.max()) + 1
-            row = pos // hall.racks_per_row
-            col = pos % hall.racks_per_row
-            rack_cols["ids"].append(np.array([f"{hid}-r{r + 1:02d}-{c + 1:02d}" for r, c in zip(row, col, strict=True)]))
+            rack_cols["ids"].append(np.char.add(hid, rack_suffix))  # '<hall>-rRR-CC'
             rack_cols["hall"].append(np.full(nr, h))
             rack_cols["row"].append(row)
             rack_cols["col"].append(col)
@@ -317,7 +315,7 @@ def expand(site: Site) -> SiteLayout:
             rack_cols["group"].append(group)
             rack_cols["n_nodes"].append(n_nodes)
             rack_cols["n_gpus"].append(n_nodes * gpn)
-            rack_cols["p_max_kw"].append(n_nodes * p_node + p_rack_other)
+            rack_cols["p_max_kw"].append(n_nodes * p_node_kw + p_rack_other_kw)
             rack_cols["feeder"].append(leaf_first + pos * len(parents_ids) // nr)
             loop_idx = np.array([equip_index_or_minus1(equip, lp) for lp in loops])
             rack_cols["loop"].append(loop_idx[pos * len(loops) // nr])
