@@ -94,9 +94,17 @@ def test_peak_shortfall_met_by_cheapest_option_by_hand():
     inp = ExpansionInputs(operation=_day(), **{**EXP, "turbine_units_max": 0.0})
     ds = solve_expansion(inp)
     assert float(ds.battery_e_new_kwh) == pytest.approx(120.0, abs=1e-6)
+    assert float(ds.battery_p_new_kw) == pytest.approx(20.0, abs=1e-6)
     assert float(ds.grid_import_kw.max()) <= 100.0 + 1e-9
     capex = 120.0 * 150.0 * crf(0.07, 15) + 20.0 * (100.0 * crf(0.07, 15) + 5.0)
     assert ds.attrs["cost_annual_battery_usd"] == pytest.approx(capex, rel=1e-9)
+    # operation: 2,160 kWh a day at 0.03 $/kWh before 08:00 (640 kWh), 0.06 after (1,520 kWh), less the
+    # 120 kWh the lossless battery moves from 0.06 to 0.03 (8 h x 20 kW of night headroom suffice);
+    # a bigger battery would cost ~19 $/kWh-yr against 11 $/kWh-yr of arbitrage. Demand: 100 kW x 3 $ x 12.
+    energy_day = 640 * 0.03 + 1520 * 0.06 - 120 * (0.06 - 0.03)
+    ops = 365.0 * energy_day + 12.0 * 3.0 * 100.0
+    assert ds.attrs["cost_annual_operation_usd"] == pytest.approx(ops, rel=1e-9)
+    assert ds.attrs["solver_objective"] == pytest.approx(ops + capex, rel=1e-9)
 
 
 def test_chiller_capacity_and_electricity_by_hand():
@@ -114,7 +122,12 @@ def test_chiller_capacity_and_electricity_by_hand():
     assert float(ds.chiller_new_kw_thermal) == pytest.approx(500.0)
     energy = (50.0 * 24 + q.sum() / 4.0) * 0.05 * 365.0
     assert ds.attrs["cost_annual_operation_usd"] == pytest.approx(energy, rel=1e-9)
-    assert ds.attrs["cost_annual_chillers_usd"] == pytest.approx(500.0 * (200.0 * crf(0.05, 20) + 2.0), rel=1e-9)
+    chillers = 500.0 * (200.0 * crf(0.05, 20) + 2.0)
+    assert ds.attrs["cost_annual_chillers_usd"] == pytest.approx(chillers, rel=1e-9)
+    # no grid connection exists: the new one is sized to the peak site load, 50 kW IT + 400 kW / COP 4
+    assert float(ds.grid_new_kw) == pytest.approx(150.0)
+    grid = 150.0 * (200.0 * crf(0.05, 40) + 2.0)
+    assert ds.attrs["solver_objective"] == pytest.approx(energy + chillers + grid, rel=1e-9)
 
 
 def test_from_costs_uses_the_shipped_cost_file():
