@@ -96,8 +96,6 @@ def dispatch(
     commit_window_s: float = 900.0,
 ) -> DispatchResult:
     d = np.asarray(demand_kw, np.float64)
-    len(d)
-    dt_s / 3600.0
     window = max(1, int(round(commit_window_s / dt_s)))
     # 1. turbines, window by window, for the largest shortfall of the window under the grid limit, less what the
     #    battery can sustain for the window from its starting charge. If the battery then runs dry somewhere,

@@ -288,7 +288,6 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     t_rel = start_offset_s + np.arange(n) * dt  # s from the scenario start
     times = pd.DatetimeIndex(pd.Timestamp(sc.start) + pd.to_timedelta(t_rel, unit="s"))
     resolve = dt <= RESOLVE_STEP_MAX_S
-    n_steps_pad = max(n, 2)
 
     # ---- workload
     tick(0.05, "workload")
@@ -309,7 +308,6 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     else:
         p_gpu = np.zeros((0, n), np.float32)
         p_lo = p_hi = None
-    del n_steps_pad
 
     # ---- racks by class
     tick(0.15, "racks")
@@ -401,7 +399,6 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     p_cool_rack = np.zeros(n)
     stranded_gpus = np.zeros(n)
     feeder = layout.racks.feeder
-    results = []
     for (a, b, _state), ch, dead in zip(segs, seg_chain, rack_dead_seg, strict=True):
         live_r = ~dead
         S = sp.csr_matrix((live_r.astype(float), (cls, feeder)), shape=(len(rc.group), E))
@@ -414,7 +411,6 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
         p_psu[a:b] = psu_loss_c[a:b] @ n_live
         p_cool_rack[a:b] = aux_tot[a:b] + cons_p.sum(axis=1)
         stranded_gpus[a:b] = layout.racks.n_gpus[dead].sum()
-        results.append(res)
     bus_all = np.unique(np.concatenate([ch.bus for ch in chains.values()]))
     demand = p_in[:, bus_all].sum(axis=1)
 
@@ -430,7 +426,7 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
               turbines0=int(init.get("turbines_online", 0)), commit_window_s=sc.dispatch.turbine_commit_window_s)
     cap_feed = info["grid_cap_feed_kw"]
     # the cap seen at the bus (what a planner at the bus may draw), before dispatch writes the upstream flows
-    cap_bus, loss_slope = _grid_cap_at_bus(segs, seg_chain, results, p_in, p_out, demand, cap_feed,
+    cap_bus, loss_slope = _grid_cap_at_bus(segs, seg_chain, p_in, p_out, demand, cap_feed,
                                            demand + fleet.batt_p_max_kw)
     violations = None
     if dispatch is not None:
@@ -439,12 +435,12 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
         dres = dispatch_rules.follow(demand, fleet, dt, gt_kw=sched["turbine_p_kw"],
                                      turbines_online=sched["turbines_online"], batt_kw=sched["battery_p_kw"],
                                      soc0_kwh=soc0_kwh, curtailed_kw=sched.get("curtailed_kw"))
-        grid_import, up_loss = _grid_import(segs, seg_chain, results, p_in, p_out, dres.grid_kw, demand)
+        grid_import, up_loss = _grid_import(segs, seg_chain, p_in, p_out, dres.grid_kw, demand)
         violations = dispatch_rules.limit_violations(grid_import, dres, fleet, cap_feed, fleet.grid_ramp_kw_step)
     else:
         dres = dispatch_rules.dispatch(demand, fleet, dt, **kw)
         # upstream (substation) losses: grid import at the feed exceeds grid power at the bus; keep the cap at the feed
-        grid_import, up_loss = _grid_import(segs, seg_chain, results, p_in, p_out, dres.grid_kw, demand)
+        grid_import, up_loss = _grid_import(segs, seg_chain, p_in, p_out, dres.grid_kw, demand)
         bus_cap = fleet.grid_max_kw
         for _ in range(6):  # losses grow with load: a few fixed-point passes bring the import under the cap
             if not np.any(grid_import > cap_feed + 1e-6):
@@ -452,7 +448,7 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
             bus_cap = np.where(grid_import > cap_feed, bus_cap - (grid_import - cap_feed) * 1.0001, bus_cap)
             fleet2 = dispatch_rules.Fleet(**{**fleet.__dict__, "grid_max_kw": bus_cap})
             dres = dispatch_rules.dispatch(demand, fleet2, dt, **kw)
-            grid_import, up_loss = _grid_import(segs, seg_chain, results, p_in, p_out, dres.grid_kw, demand)
+            grid_import, up_loss = _grid_import(segs, seg_chain, p_in, p_out, dres.grid_kw, demand)
 
     # ---- totals, emissions, cost
     tick(0.85, "results")
@@ -619,11 +615,7 @@ def _fine(x, blk, k):
     return np.asarray(x)[blk] if k > 1 else np.asarray(x)
 
 
-def _cdu_pump(layout, rc) -> np.ndarray:
-    return np.array([layout.groups[g].cdu.p_pump_kw if layout.groups[g].cdu else 0.0 for g in rc.group])
-
-
-def _grid_import(segs, seg_chain, results, p_in, p_out, grid_bus, demand):
+def _grid_import(segs, seg_chain, p_in, p_out, grid_bus, demand):
     share = np.divide(grid_bus, demand, out=np.zeros_like(demand), where=demand > 0)
     up_loss = np.zeros(len(demand))
     for (a, b, _), ch in zip(segs, seg_chain, strict=True):
@@ -636,7 +628,7 @@ def _grid_import(segs, seg_chain, results, p_in, p_out, grid_bus, demand):
     return grid_bus + up_loss, up_loss
 
 
-def _grid_cap_at_bus(segs, seg_chain, results, p_in, p_out, demand, cap_feed, g_uncapped):
+def _grid_cap_at_bus(segs, seg_chain, p_in, p_out, demand, cap_feed, g_uncapped):
     """Per step, the largest grid power at the bus whose import at the feed (bus power + the upstream stages'
     losses) stays within `cap_feed` (fixed point g = cap - L(g): the loss slope is well below 1, a few passes
     converge), and the largest incremental upstream loss per kW of bus grid power (dL/dg) up to that cap, or
@@ -649,7 +641,7 @@ def _grid_cap_at_bus(segs, seg_chain, results, p_in, p_out, demand, cap_feed, g_
     if not any(ch.upstream.any() for ch in seg_chain):
         return np.where(finite, cap, np.inf), 0.0
     for _ in range(12):
-        feed, _ = _grid_import(segs, seg_chain, results, p_in, p_out, g, demand)
+        feed, _ = _grid_import(segs, seg_chain, p_in, p_out, g, demand)
         g_new = np.where(finite, g - (feed - cap), g)
         done = np.max(np.abs(g_new - g)) <= 1e-9 * max(1.0, float(np.max(np.abs(g))))
         g = g_new
@@ -657,8 +649,8 @@ def _grid_cap_at_bus(segs, seg_chain, results, p_in, p_out, demand, cap_feed, g_
             break
     g = np.maximum(g, 0.0)
     h = np.maximum(1.0, 1e-3 * g)
-    f0, _ = _grid_import(segs, seg_chain, results, p_in, p_out, g, demand)
-    f1, _ = _grid_import(segs, seg_chain, results, p_in, p_out, g + h, demand)
+    f0, _ = _grid_import(segs, seg_chain, p_in, p_out, g, demand)
+    f1, _ = _grid_import(segs, seg_chain, p_in, p_out, g + h, demand)
     ok = demand > 0  # no demand: no share to scale the upstream flows with (no slope either)
     slope = float(np.max(((f1 - f0) / h - 1.0)[ok])) if ok.any() else 0.0
     return np.where(finite, g, np.inf), max(slope, 0.0)
@@ -738,8 +730,6 @@ def _fleet(layout: SiteLayout, sc: Scenario, t_rel, segs, seg_chain, dt):
         if ch.upstream.any():
             tops = [i for i in ch.grid_entry if ch.upstream[i]]
             entry_cap[a:b] = sum(ch.p_max_kw[i] for i in tops if not ch.out[i]) if tops else np.inf
-        elif len(ch.grid_entry):
-            pass
     cap = np.minimum(feed_cap, entry_cap)
     if sc.limits.grid_import_max_kw is not None:
         cap = np.minimum(cap, sc.limits.grid_import_max_kw)

@@ -128,9 +128,6 @@ class PowerChain:
         # where grid import is metered: load-side equipment fed by a utility feed
         self.grid_entry = np.array([i for i in range(n) if load_side[i] and any(p in utility for p in parents[i])], int)
 
-    def loss_in(self, p_out: np.ndarray, ix: np.ndarray, model) -> np.ndarray:
-        return model.p_in_kw(p_out)
-
     def run(self, rack_sum_kw: np.ndarray, consumer_kw: np.ndarray, consumers: np.ndarray,
             skip_upstream: bool = True) -> ChainResult:
         """rack_sum_kw (time, equip): power the racks draw from each leaf unit; consumer_kw (time, consumers)."""
@@ -172,8 +169,3 @@ class PowerChain:
                     val = model.p_in_kw(res.p_out_kw[:, ix])
                     p_in[:, ix] = val
                     res.p_in_kw[:, ix] = val
-
-
-def source_indices(layout: SiteLayout) -> dict[str, np.ndarray]:
-    k = layout.kind_array
-    return {s: np.flatnonzero(k == s) for s in SOURCE_KINDS}
