@@ -110,10 +110,19 @@ def test_three_hours_three_setpoints_match_enumeration(chiller_site):
 
 
 def test_ramp_limit_changes_the_schedule(chiller_site):
-    free = brute_force(inputs(chiller_site, ramp_k_per_h=12.0))
-    tight = optimize_cooling(inputs(chiller_site, ramp_k_per_h=6.0))
-    assert np.abs(np.diff(tight["t_supply_c"].sel(plant="chillers").values)).max() <= 6.0
-    assert tight.attrs["cost_total_usd"] >= free[0] - 1e-9
+    # at 12 K/h the best schedule jumps 18 -> 30 C after the cool first hour; 6 K/h forbids that jump
+    for ramp_k_per_h in (12.0, 6.0):
+        inp = inputs(chiller_site, ramp_k_per_h=ramp_k_per_h)
+        cost, Tseq, n = brute_force(inp)
+        ds = optimize_cooling(inp)
+        assert ds.attrs["cost_total_usd"] == pytest.approx(cost, rel=1e-9)
+        assert ds["t_supply_c"].sel(plant="chillers").values == pytest.approx(Tseq)
+        assert ds["chillers_on"].sel(plant="chillers").values == pytest.approx(n)
+        assert np.abs(np.diff(Tseq)).max() <= ramp_k_per_h
+        if ramp_k_per_h == 12.0:
+            free_cost, free_T = cost, Tseq
+    assert np.abs(np.diff(free_T)).max() > 6.0
+    assert cost > free_cost + 1e-6
 
 
 def test_cop_by_hand(chiller_site):
