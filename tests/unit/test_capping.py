@@ -44,6 +44,7 @@ def test_when_the_flat_job_hits_its_floor_the_steep_one_gives():
 def test_no_cut_when_the_limit_is_loose():
     ds = optimize_capping(two_jobs(500.0))
     assert ds.cap_pu.values == pytest.approx([1.0, 1.0])
+    assert ds.attrs["throughput_gpu_eq"] == pytest.approx(200.0)
     assert ds.attrs["throughput_lost_gpu_eq"] == pytest.approx(0.0)
     assert ds.attrs["marginal_throughput_gpu_eq_per_mw"] == pytest.approx(0.0)
 
@@ -53,13 +54,14 @@ def test_concave_curves_match_a_grid_search():
     jobs = [CappingJob("big", 1000, 0.65, c), CappingJob("small", 300, 0.5, curve_for("h100-sxm", "inference"))]
     limit = 0.8 * (650 + 150)
     ds = optimize_capping(CappingInputs(jobs, p_site_max_kw=limit))
-    best = -1.0
+    best, best_caps = -1.0, None
     for x in np.linspace(0.3, 1.0, 701):
         y = (limit - 650 * x) / 150
-        if 0.3 <= y <= 1.0:
-            best = max(best, 1000 * c(x) + 300 * jobs[1].curve(y))
+        if 0.3 <= y <= 1.0 and 1000 * c(x) + 300 * jobs[1].curve(y) > best:
+            best, best_caps = 1000 * c(x) + 300 * jobs[1].curve(y), (x, y)
     assert ds.attrs["throughput_gpu_eq"] >= best - 1e-6
     assert ds.attrs["throughput_gpu_eq"] <= best + 0.5  # grid step 0.001
+    assert ds.cap_pu.values == pytest.approx(best_caps, abs=2e-3)  # the grid's best point (unique: both at 0.8)
     assert float((ds.cap_pu * [650, 150]).sum()) == pytest.approx(limit)
 
 
@@ -68,6 +70,7 @@ def test_feeder_limit_binds_only_its_jobs():
                         feeders=[FeederLimit("bw1", 60.0, np.array([1.0, 0.0]))])
     ds = optimize_capping(inp)
     assert ds.cap_pu.values == pytest.approx([60 / 70, 1.0])
+    assert ds.attrs["throughput_gpu_eq"] == pytest.approx(100 * 60 / 70 + 100)  # slope 1: throughput = cap
     assert float(ds["marginal_throughput_gpu_eq_per_mw_feeder"].sel(feeder="bw1")) == pytest.approx(100 / 70 * 1000)
 
 

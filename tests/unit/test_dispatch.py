@@ -81,8 +81,14 @@ def test_min_up_time_holds():
     np.testing.assert_allclose(ds.turbines_online, [0, 3, 3, 3, 0, 0])
     np.testing.assert_allclose(ds.turbine_p_kw, [0, 40e3, 3 * 8250, 3 * 8250, 0, 0], atol=1e-6)
     np.testing.assert_allclose(ds.turbine_startups, [0, 3, 0, 0, 0, 0])
+    fuel_usd_kwh = inp.turbines.fuel_mmbtu_per_kwh * 6.0
+    grid_kw = 100e3 - np.array([0, 40e3, 3 * 8250, 3 * 8250, 0, 0])
+    held_usd = float(grid_kw @ price) + (40e3 + 6 * 8250) * fuel_usd_kwh + 3 * 1000.0
+    assert ds.attrs["solver_objective"] == pytest.approx(held_usd, rel=1e-6)
     free = solve_dispatch(DispatchInputs(**{**inp.__dict__, "turbines": _capped().turbines}))
     np.testing.assert_allclose(free.turbines_online, [0, 3, 0, 0, 0, 0])
+    free_usd = float((100e3 - np.array([0, 40e3, 0, 0, 0, 0])) @ price) + 40e3 * fuel_usd_kwh + 3 * 1000.0
+    assert free.attrs["solver_objective"] == pytest.approx(free_usd, rel=1e-6)
 
 
 def test_matrix_and_pyomo_backends_agree():
@@ -132,6 +138,9 @@ def test_emissions_cap_limits_turbine_output():
     assert float(ds.turbine_p_kw.sum()) == pytest.approx(49.5e3, rel=1e-6)
     np.testing.assert_allclose(ds.turbines_online, 1)
     assert ds.attrs["co2_onsite_t"] == pytest.approx(49.5e3 * co2_per_kwh, rel=1e-6)
+    # one start (two units at half load would make the same energy for two starts); grid buys the rest
+    cost = (3 * 100e3 - 49.5e3) * 0.05 + 49.5e3 * inp.turbines.fuel_mmbtu_per_kwh * 1.0 + 1000.0
+    assert ds.attrs["solver_objective"] == pytest.approx(cost, rel=1e-6)
 
 
 def _week(n=72):
