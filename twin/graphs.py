@@ -1,4 +1,4 @@
-"""Power and cooling graphs (networkx DiGraphs) derived from the expanded site, and queries on them.
+"""Power and cooling graphs (networkx DiGraphs) derived from the expanded site, and their JSON export.
 
 Power graph edges run from each source toward the load: feed -> substation -> switchgear -> transformer
 -> busway -> rack -> GPU node. Cooling graph edges run from heat rejection toward the heat source:
@@ -22,8 +22,9 @@ def power_graph(layout: SiteLayout, with_nodes: bool = True) -> nx.DiGraph:
     gpus = layout.gpus_below
     below = layout.nameplate_below_kw
     consumer_kw = layout.consumer_p_max_kw
+    feeding = {p for parents in eq.power_parents for p in parents}
     for i, (eid, kind, model) in enumerate(zip(eq.ids, eq.kind, eq.model, strict=True)):
-        if not eq.power_parents[i] and kind not in SOURCE_KINDS and not _feeds_something(layout, i):
+        if not eq.power_parents[i] and kind not in SOURCE_KINDS and eid not in feeding:
             continue  # cooling-only equipment with no electrical link (e.g. a passive loop)
         g.add_node(eid, kind=kind, count=model.count, p_max_kw=float(model.p_max_kw or consumer_kw[i]),
                    p_below_kw=float(below[i]), gpus=int(gpus[i]), hall=int(eq.hall[i]))
@@ -43,11 +44,6 @@ def power_graph(layout: SiteLayout, with_nodes: bool = True) -> nx.DiGraph:
                          for nid, k, p in zip(node_ids, gpn, pmax, strict=True))
         g.add_edges_from(zip(r.ids[racks_of].tolist(), node_ids, strict=True))
     return g
-
-
-def _feeds_something(layout: SiteLayout, i: int) -> bool:
-    eid = layout.equip.ids[i]
-    return any(eid in ps for ps in layout.equip.power_parents)
 
 
 def node_table(layout: SiteLayout):
@@ -75,43 +71,24 @@ def cooling_graph(layout: SiteLayout) -> nx.DiGraph:
         for p in parents:
             g.add_edge(p, eq.ids[i])
     r = layout.racks
-    loop_ids = np.array(eq.ids)[np.maximum(r.loop, 0)].tolist()
-    for rid, grp, loop_ok, loop_id, role in zip(r.ids.tolist(), r.group, r.loop >= 0, loop_ids, r.role, strict=True):
-        info = layout.groups[grp]
-        g.add_node(rid, kind="rack", role=ROLES[role])
-        for kind, part in (("cdu", info.cdu), ("rdhx", info.rdhx)):
-            if part is None:
-                continue
-            hx = f"{rid}-{kind}"
-            g.add_node(hx, kind=kind, q_max_kw=float(part.q_max_kw))
-            g.add_edge(hx, rid)
-            if loop_ok:
-                g.add_edge(loop_id, hx)
+    rack_ids = r.ids.tolist()
+    g.add_nodes_from((rid, {"kind": "rack", "role": ROLES[role]}) for rid, role in zip(rack_ids, r.role, strict=True))
+    loop_ids = np.array(eq.ids, dtype=object)[np.maximum(r.loop, 0)]
+    for kind in ("cdu", "rdhx"):
+        # The rack's heat exchanger of this kind, if its group has one, sits between the rack and its loop.
+        parts = [getattr(info, kind) for info in layout.groups]
+        has = np.array([p is not None for p in parts])[r.group]
+        q_max_kw = np.array([p.q_max_kw if p is not None else 0.0 for p in parts])[r.group]
+        sel = np.flatnonzero(has)
+        hx = np.char.add(r.ids[sel], f"-{kind}").tolist()
+        g.add_nodes_from((h, {"kind": kind, "q_max_kw": float(q)}) for h, q in zip(hx, q_max_kw[sel], strict=True))
+        g.add_edges_from(zip(hx, r.ids[sel].tolist(), strict=True))
+        on_loop = r.loop[sel] >= 0
+        g.add_edges_from(zip(loop_ids[sel][on_loop].tolist(), np.array(hx, dtype=object)[on_loop].tolist(), strict=True))
     return g
 
 
-# ---------------------------------------------------------------------- queries
-
-
-def paths_to_sources(power: nx.DiGraph, node: str) -> list[list[str]]:
-    """Every path from a source down to `node` (source first)."""
-    sources = [n for n in nx.ancestors(power, node) if power.nodes[n]["kind"] in SOURCE_KINDS]
-    rev = power.reverse(copy=False)
-    paths = []
-    for s in sources:
-        paths.extend(p[::-1] for p in nx.all_simple_paths(rev, node, s))
-    return paths
-
-
-def fed_by(graph: nx.DiGraph, component: str, kind: str | None = None) -> set[str]:
-    """Everything downstream of `component` (optionally only of one kind)."""
-    down = nx.descendants(graph, component)
-    return {n for n in down if kind is None or graph.nodes[n].get("kind") == kind}
-
-
-def heat_sinks(cooling: nx.DiGraph, rack: str) -> set[str]:
-    """The heat rejection equipment a rack's heat reaches."""
-    return {n for n in nx.ancestors(cooling, rack) if cooling.nodes[n]["kind"] in HEAT_REJECTION_KINDS}
+# ---------------------------------------------------------------------- export
 
 
 def to_json(graph: nx.DiGraph) -> dict:
