@@ -20,14 +20,19 @@ from twin.paths import data_dir
 CONFIDENCE = ("published", "derived", "assumed")
 
 
+def crf(rate_pu: float, lifetime_years: float) -> float:
+    """Capital recovery factor r(1+r)^n / ((1+r)^n - 1): the annual payment, per unit of capex, that repays
+    it over n years at rate r (1/n at r = 0)."""
+    r, n = rate_pu, lifetime_years
+    return 1.0 / n if r == 0 else r * (1 + r) ** n / ((1 + r) ** n - 1)
+
+
 @dataclass(frozen=True)
 class Financial:
     discount_rate_pu: float
 
     def crf(self, lifetime_years: float) -> float:
-        """Capital recovery factor r(1+r)^n / ((1+r)^n - 1)."""
-        r, n = self.discount_rate_pu, lifetime_years
-        return 1.0 / n if r == 0 else r * (1 + r) ** n / ((1 + r) ** n - 1)
+        return crf(self.discount_rate_pu, lifetime_years)
 
 
 @dataclass(frozen=True)

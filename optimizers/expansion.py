@@ -24,7 +24,7 @@ import pyomo.environ as pyo
 import xarray as xr
 
 from optimizers.common import INF, LinearModel, elastic_resolve, solve
-from optimizers.costs import Costs
+from optimizers.costs import Costs, crf
 from optimizers.dispatch import (
     ELASTIC_PENALTIES_USD,
     Capacity,
@@ -37,12 +37,6 @@ from optimizers.dispatch import (
 from twin.errors import InfeasibleError, InputError
 
 _SRC = "<ExpansionInputs>"
-
-
-def crf(rate_pu: float, lifetime_years: float) -> float:
-    """Capital recovery factor."""
-    r, n = rate_pu, lifetime_years
-    return 1.0 / n if r == 0 else r * (1 + r) ** n / ((1 + r) ** n - 1)
 
 
 @dataclass(frozen=True)
