@@ -315,6 +315,12 @@ class Pump(Provenance):
     head_rated_m: PositiveFloat = Field(..., description="Head at the rating point")
     efficiency_pu: Pu = Field(0.75, description="Wire-to-water efficiency at the rating point")
 
+    @property
+    def p_elec_rated_kw(self) -> float:
+        """Electrical input at the rating point: rho g Q H / efficiency."""
+        hydraulic_kw = WATER_RHO_KG_M3 * GRAVITY_M_S2 * self.flow_rated_m3_h / 3600 * self.head_rated_m / 1000
+        return hydraulic_kw / self.efficiency_pu
+
 
 # Kinds that may stand in a site's `components` list, by their `kind` tag.
 SITE_COMPONENTS = {
@@ -343,12 +349,15 @@ SiteComponent = Annotated[
 ]
 
 
-WATER_RHO_KG_M3 = 997.0
+WATER_RHO_KG_M3 = 997.0  # at about 25 degC
+CP_WATER_KJ_KG_K = 4.186
 GRAVITY_M_S2 = 9.81
 
 
 def cooling_p_elec_max_kw(model, site) -> float:
-    """Electrical rating of a cooling consumer: compressors at the rating point, fans, loop pumps."""
+    """Electrical rating of a cooling consumer: compressors at the rating point, fans, loop pumps.
+
+    `site` is needed only for a facility loop (its pump type is resolved in `site.parts`)."""
     if isinstance(model, Chiller):
         return model.q_max_kw / model.cop_rated + model.p_fan_kw * model.count
     if isinstance(model, CoolingTower | DryCooler):
@@ -356,7 +365,5 @@ def cooling_p_elec_max_kw(model, site) -> float:
     if isinstance(model, FacilityLoop):
         if model.pump_type is None:
             return 0.0
-        pump = site.parts.pump[model.pump_type]
-        hydraulic_kw = WATER_RHO_KG_M3 * GRAVITY_M_S2 * pump.flow_rated_m3_h / 3600 * pump.head_rated_m / 1000
-        return hydraulic_kw / pump.efficiency_pu * model.pump_count
+        return site.parts.pump[model.pump_type].p_elec_rated_kw * model.pump_count
     return 0.0
