@@ -33,6 +33,43 @@ def _check_conservation(ds, rtol=1e-9):
     np.testing.assert_allclose(ds.p_loss_equipment_kw.sum("equipment").values, ds.p_loss_kw.values, rtol=1e-5)
 
 
+# the unit a variable's name promises by its last part(s) (naming grammar {quantity}_{qualifier}_{unit})
+UNIT_OF_SUFFIX = {"_kw": "kW", "_kwh": "kWh", "_c": "degC", "_m3_h": "m3/h", "_pu": "1", "_usd": "USD", "_kg": "kg",
+                  "_mmbtu": "MMBtu", "_usd_kwh": "USD/kWh", "_s": "s"}
+
+
+def _check_units(ds):
+    """Every data variable carries units and a long name; a unit named by the variable's suffix is the one in attrs."""
+    assert len(ds.data_vars) > 40
+    for name, v in ds.data_vars.items():
+        assert v.attrs.get("units") and v.attrs.get("long_name"), name
+        suffix = max((s for s in UNIT_OF_SUFFIX if name.endswith(s)), key=len, default=None)
+        if suffix is not None:
+            assert v.attrs["units"] == UNIT_OF_SUFFIX[suffix], (name, v.attrs["units"])
+
+
+def _block_mean(x, k):
+    return x if k == 1 else x.reshape(-1, k).mean(axis=1)
+
+
+def _check_heat_and_water(ds):
+    """Heat generated = heat rejected + heat stored at every step; every kW the IT draws and every kW of rack
+    pumps, door fans, air handlers and loop pumps ends as heat in the loops; water = evaporation + blowdown + drift."""
+    np.testing.assert_allclose(ds.q_generated_kw.values, ds.q_rejected_kw.values + ds.q_stored_kw.values,
+                               rtol=1e-9, atol=1e-6)
+    k = int(round(ds.attrs["rack_step_s"] / ds.attrs["step_s"]))
+    rack_heat = (ds.q_liquid_kw + ds.q_air_kw).sum("rack", dtype=np.float64).values
+    np.testing.assert_allclose(rack_heat, _block_mean(ds.p_it_kw.values, k), rtol=1e-6)
+    aux = ds.p_rack_aux_kw.sum("rack", dtype=np.float64).values
+    fans_pumps = (ds.p_ahu_kw + ds.p_pump_kw).sum("loop").values
+    np.testing.assert_allclose(ds.q_generated_kw.values[::k], rack_heat + aux + fans_pumps[::k], rtol=1e-6)
+    plant = ds.p_plant_kw.sum("plant").values
+    np.testing.assert_allclose(ds.p_cooling_kw.values, plant + fans_pumps + np.repeat(aux, k)[:ds.sizes["time"]],
+                               rtol=1e-6)
+    parts = (ds.evaporation_m3_h + ds.blowdown_m3_h + ds.drift_m3_h).sum("plant").values
+    np.testing.assert_allclose(ds.water_m3_h.values, parts, rtol=1e-12)
+
+
 def test_conservation_hourly_with_events():
     sc = _sc(events=[{"kind": "outage", "component": "hall-2-tx3", "start_h": 5, "hours": 6},
                      {"kind": "outage", "component": "sub63", "units": 1, "start_h": 20, "hours": 4},
@@ -41,6 +78,8 @@ def test_conservation_hourly_with_events():
                      {"kind": "curtailment", "start_h": 40, "hours": 2, "grid_import_max_kw": 70000}])
     ds = twin.simulate(None, sc)
     _check_conservation(ds)
+    _check_heat_and_water(ds)  # with racks stranded: their pumps and fans heat no water
+    _check_units(ds)
     # the transformer's racks are stranded during its outage only
     stranded = ds.stranded_gpus.values
     assert stranded[5:11].min() > 0 and stranded[:5].max() == 0 and stranded[11:].max() == 0
@@ -67,6 +106,9 @@ def test_conservation_subsecond():
              mitigations={"battery_smoothing": True})
     ds = twin.simulate(None, sc)
     _check_conservation(ds)
+    _check_heat_and_water(ds)
+    _check_units(ds)  # per-rack variables of a sub-second run sit on time_rack (1-minute blocks)
+    assert ds.attrs["rack_step_s"] == 60.0 and ds.q_liquid_kw.dims == ("time_rack", "rack")
     assert ds.sizes["time"] == 3600 and ds.p_rack_kw.dims == ("time_rack", "rack")
     # battery smoothing: the grid moves far less than the demand at the fastest step
     grid = ds.p_source_kw.sel(source="grid").values
@@ -136,8 +178,7 @@ def test_result_contract():
                  "p_job_kw", "t_dry_c", "t_wet_c", "water_m3_h", "t_loop_supply_c", "t_cdu_supply_c", "co2_kg",
                  "nox_kg", "cost_usd"):
         assert name in ds, name
-    for name, v in ds.data_vars.items():
-        assert v.attrs.get("units") and v.attrs.get("long_name"), name
+    _check_units(ds)
     assert set(ds.dims) <= {"time", "time_rack", "rack", "equipment", "source", "loop", "job", "plant"}
     assert json.loads(ds.attrs["scenario"])["site"] == "colossus-1" and ds.attrs["twin_version"]
     assert list(ds.source.values) == ["grid", "gas_turbine", "battery"]

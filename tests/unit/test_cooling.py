@@ -428,3 +428,27 @@ def test_without_rack_outputs_the_loops_and_plant_are_unchanged(colossus):
     for name in ("q_loop_kw", "t_supply_c", "p_consumer_kw", "p_cooling_kw", "water_m3_h"):
         np.testing.assert_allclose(getattr(lean, name), getattr(full, name), rtol=1e-12)
     np.testing.assert_allclose(full.p_rack_aux_loop_kw.sum(1), full.p_rack_aux_kw.sum(1, dtype=np.float64), rtol=1e-6)
+
+
+def test_racks_off_add_neither_electricity_nor_heat(tmp_path):
+    """Racks without power: their CDU pumps and door fans stop, so the loop heat falls by exactly their
+    auxiliaries (their own heat is zero from the caller); a wrong shape names the argument."""
+    from twin.errors import InputError
+
+    lay = _layout(tmp_path, "water")
+    ql, qa = _loads(lay, 2)
+    off = np.zeros(ql.shape, bool)
+    off[1, :2] = True  # two GPU racks dark in the second step
+    ql[off] = qa[off] = 0.0
+    on = simulate_cooling(lay, ql, qa, 30.0, 22.0, 3600.0)
+    res = simulate_cooling(lay, ql, qa, 30.0, 22.0, 3600.0, racks_off=off)
+    assert np.all(res.p_rack_aux_kw[off] == 0.0) and np.all(on.p_rack_aux_kw[off] > 0)
+    np.testing.assert_array_equal(res.p_rack_aux_kw[~off], on.p_rack_aux_kw[~off])
+    # 1 kW CDU pump at its 30 % minimum flow: 0.3^3 kW each
+    dark = on.p_rack_aux_kw[off].sum(dtype=np.float64)
+    assert dark == pytest.approx(2 * 0.3**3, rel=1e-6)
+    assert res.p_rack_aux_loop_kw[1, 0] == pytest.approx(on.p_rack_aux_loop_kw[1, 0] - dark, rel=1e-6)
+    np.testing.assert_allclose(res.q_loop_kw[0], on.q_loop_kw[0], rtol=1e-12)
+    assert res.q_loop_kw[1, 0] < on.q_loop_kw[1, 0] - 0.9 * dark
+    with pytest.raises(InputError, match="racks_off"):
+        simulate_cooling(lay, ql, qa, 30.0, 22.0, 3600.0, racks_off=off[:1])

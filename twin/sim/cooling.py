@@ -15,6 +15,8 @@ Inputs (kW are step means):
   setpoints    CoolingSetpoints or {loop id: t_supply_c (float or (T,))}: overrides the loops' supply setpoints
   outages      {equipment id: units out (int or (T,))}: chiller/tower/dry-cooler units, or loop pumps, out of service
   rack_outputs False skips the (T, R) outputs (long 0.1 s runs); loop, plant and totals are unchanged
+  racks_off    (T, R) bool or None: racks without power (stranded by an outage); their CDU pumps and door fans
+               stop, so they add neither electricity nor heat
 
 The model, step by step (every constant below is a documented, assumed engineering value):
 
@@ -317,6 +319,7 @@ def simulate_cooling(
     setpoints: CoolingSetpoints | Mapping[str, float | np.ndarray] | None = None,
     outages: Mapping[str, int | np.ndarray] | None = None,
     rack_outputs: bool = True,
+    racks_off: np.ndarray | None = None,
 ) -> CoolingResult:
     """Cooling and water for every step; see the module docstring for the model and CoolingResult for outputs.
 
@@ -389,7 +392,10 @@ def simulate_cooling(
     dcols = np.flatnonzero(has_door)
     to_loops = _LoopSum(rack_loop, L)
 
-    def rack_pass(ql, qa):
+    if racks_off is not None and np.shape(racks_off) != (T, R):
+        raise InputError.one(_CALLER, "racks_off", f"expected a ({T}, {R}) bool array, got shape {np.shape(racks_off)}")
+
+    def rack_pass(ql, qa, off):
         """CDU load fraction, CDU flow fraction, rack auxiliaries (T, R) and the loop sums of one block of steps."""
         load = ql * inv_cdu  # CDU load fraction (0 without CDU)
         flow = np.clip(load, FLOW_MIN_PU, 1.0)  # CDU pump flow fraction
@@ -399,6 +405,8 @@ def simulate_cooling(
         qa_door = qa[:, dcols]
         if len(dcols):
             aux[:, dcols] += door_fan[dcols] * np.clip(qa_door / door_q[dcols], FAN_SPEED_MIN_PU, 1.0) ** 3
+        if off is not None:  # pumps and fans idle at their minimum speed otherwise, heating water no rack heats
+            aux[off] = 0.0
         aux_loop = to_loops(aux)
         air_loop = to_loops(qa)
         q_loop = to_loops(ql) + air_loop + aux_loop
@@ -414,7 +422,8 @@ def simulate_cooling(
     block = max(1, (1 << 18) // max(R, 1))
     for s0 in range(0, T, block):
         sl = slice(s0, min(s0 + block, T))
-        load, flow, aux, q_racks[sl], p_aux_loop[sl], q_air_nodoor[sl] = rack_pass(q_liquid_kw[sl], q_air_kw[sl])
+        off = None if racks_off is None else racks_off[sl]
+        load, flow, aux, q_racks[sl], p_aux_loop[sl], q_air_nodoor[sl] = rack_pass(q_liquid_kw[sl], q_air_kw[sl], off)
         if rack_outputs:
             np.multiply(flow, cdu_flow, out=flow_cdu[sl])  # m3/h, 0 without CDU
             np.multiply(load, cdu_app, out=t_cdu[sl])  # approach; the loop supply is added below

@@ -200,7 +200,8 @@ def _window_mask(t_rel_s, start_h, hours):
 # --------------------------------------------------------------------------- cooling
 
 
-def _cooling(layout: SiteLayout, q_liquid_kw, q_air_kw, wx: xr.Dataset, sc: Scenario, outages: dict, dt_s: float):
+def _cooling(layout: SiteLayout, q_liquid_kw, q_air_kw, wx: xr.Dataset, sc: Scenario, outages: dict, dt_s: float,
+             racks_off: np.ndarray | None = None):
     """The cooling helper's plant model (twin.sim.cooling.simulate_cooling) with the scenario's setpoints."""
     from twin.sim.cooling import simulate_cooling
 
@@ -208,7 +209,7 @@ def _cooling(layout: SiteLayout, q_liquid_kw, q_air_kw, wx: xr.Dataset, sc: Scen
     loops = [layout.equip.ids[i] for i in layout.of_kind("facility_loop")]
     setp = dict(sp_) if isinstance(sp_, dict) else ({lp: float(sp_) for lp in loops} if sp_ is not None else None)
     return simulate_cooling(layout, q_liquid_kw, q_air_kw, wx["t_dry_c"].values, wx["t_wet_c"].values, dt_s,
-                            setpoints=setp, outages=outages or None)
+                            setpoints=setp, outages=outages or None, racks_off=racks_off)
 
 
 # --------------------------------------------------------------------------- costs
@@ -379,8 +380,9 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
             arr = cool_out.setdefault(e.component, np.zeros(n_c, np.int64))
             arr[_window_mask(t_c_rel, e.start_h, e.hours)] += lost
     cool_layout = _with_cycles(layout, sc.setpoints.cycles_of_concentration)
-    cres = _cooling(cool_layout, q_liquid, q_air, wx, sc, cool_out, dt * k)
-    aux = np.asarray(cres.p_rack_aux_kw, np.float32) * live  # a stranded rack's pumps and fans are dark too
+    # a stranded rack's pumps and fans are dark too: no electricity, and no pump heat in the loop water
+    cres = _cooling(cool_layout, q_liquid, q_air, wx, sc, cool_out, dt * k, racks_off=dead_c if dead_c.any() else None)
+    aux = np.asarray(cres.p_rack_aux_kw, np.float32)
     p_rack = (it_cc[:, cls] * live + aux).astype(np.float32)
     p_cons_c = np.asarray(cres.p_consumer_kw, np.float64)
     p_cons = p_cons_c[blk] if k > 1 else p_cons_c
