@@ -64,9 +64,10 @@ def cooling_graph(layout: SiteLayout) -> nx.DiGraph:
     """Heat rejection -> facility loops -> CDUs / rear doors -> racks."""
     g = nx.DiGraph(name=f"{layout.site.name} cooling")
     eq = layout.equip
-    for eid, kind, model in zip(eq.ids, eq.kind, eq.model, strict=True):
+    q_max_kw = layout.q_max_kw
+    for i, (eid, kind, model) in enumerate(zip(eq.ids, eq.kind, eq.model, strict=True)):
         if kind in ("facility_loop", *HEAT_REJECTION_KINDS):
-            g.add_node(eid, kind=kind, count=model.count, q_max_kw=float(getattr(model, "q_max_kw", 0.0)))
+            g.add_node(eid, kind=kind, count=model.count, q_max_kw=float(q_max_kw[i]))
     for i, parents in enumerate(eq.cooling_parents):
         for p in parents:
             g.add_edge(p, eq.ids[i])
@@ -78,10 +79,10 @@ def cooling_graph(layout: SiteLayout) -> nx.DiGraph:
         # The rack's heat exchanger of this kind, if its group has one, sits between the rack and its loop.
         parts = [getattr(info, kind) for info in layout.groups]
         has = np.array([p is not None for p in parts])[r.group]
-        q_max_kw = np.array([p.q_max_kw if p is not None else 0.0 for p in parts])[r.group]
+        hx_q_max_kw = np.array([p.q_max_kw if p is not None else 0.0 for p in parts])[r.group]
         sel = np.flatnonzero(has)
         hx = np.char.add(r.ids[sel], f"-{kind}").tolist()
-        g.add_nodes_from((h, {"kind": kind, "q_max_kw": float(q)}) for h, q in zip(hx, q_max_kw[sel], strict=True))
+        g.add_nodes_from((h, {"kind": kind, "q_max_kw": float(q)}) for h, q in zip(hx, hx_q_max_kw[sel], strict=True))
         g.add_edges_from(zip(hx, r.ids[sel].tolist(), strict=True))
         on_loop = r.loop[sel] >= 0
         g.add_edges_from(zip(loop_ids[sel][on_loop].tolist(), np.array(hx, dtype=object)[on_loop].tolist(), strict=True))

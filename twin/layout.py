@@ -104,6 +104,11 @@ class SiteLayout:
         """Electrical rating of each equipment (all units), 0 for cooling-only equipment."""
         return np.array([m.p_max_kw for m in self.equip.model])
 
+    @cached_property
+    def q_max_kw(self) -> np.ndarray:
+        """Heat capacity of each cooling equipment (all units), 0 for power equipment."""
+        return np.array([float(getattr(m, "q_max_kw", 0.0)) for m in self.equip.model])
+
     # ------------------------------------------------------------------ incidence
     def _incidence(self, parents: list[list[str]], rows: int, allowed: np.ndarray) -> sp.csr_matrix:
         idx = self.index

@@ -738,14 +738,13 @@ def check_cooling_capacity(layout: SiteLayout, file: str) -> list[Problem]:
     """Facility loops and heat rejection carry the heat of what they serve (rack nameplate as heat)."""
     over = layout.site.oversubscription_pu
     heat = heat_served_kw(layout)
-    q = np.array([float(getattr(m, "q_max_kw", 0.0)) for m in layout.equip.model])
     sel = np.isin(layout.kind_array, COOLING_KINDS)
     return _ratio_problem(
         layout,
         file,
         sel,
         heat,
-        q,
+        layout.q_max_kw,
         "takes heat at nameplate of",
         over,
         f"expected heat <= q_max_kw x oversubscription_pu ({over:g})",

@@ -94,7 +94,7 @@ def summary(site, layout) -> dict:
             }
         )
     heat = heat_served_kw(layout)
-    q_max = np.array([float(getattr(m, "q_max_kw", 0.0)) for m in layout.equip.model])
+    q_max = layout.q_max_kw
     cooling = []
     for kind in ("facility_loop", *HEAT_REJECTION_KINDS):
         idx = layout.of_kind(kind)
