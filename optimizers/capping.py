@@ -23,9 +23,9 @@ import numpy as np
 import pyomo.environ as pyo
 import xarray as xr
 
-from optimizers.common import LinearModel, SolveInfo, add_elastic, solve, violations
+from optimizers.common import LinearModel, SolveInfo, elastic_resolve, raise_if_out_of_time, solve
 from optimizers.throughput import ThroughputCurve, curve_for
-from twin.errors import InfeasibleError, InputError
+from twin.errors import InputError
 
 _SRC = "<capping inputs>"
 
@@ -175,15 +175,11 @@ def optimize_capping(inp: CappingInputs) -> xr.Dataset:
     lm = model._linear
     info = solve(model, inp.time_limit_s, 1e-6, load_pyomo=False)
     if not info.has_solution:
-        m2 = build_capping(inp)
-        lm2 = m2._linear
-        add_elastic(lm2, {k: 1e3 for k in ("site_power_limit", "feeder_power_limit") if k in lm2.families})
-        i2 = solve(m2, inp.time_limit_s, 1e-6, duals=False, load_pyomo=False)
-        vs = violations(lm2, i2, describers(inp)) if i2.has_solution else []
-        if not vs:
-            raise InfeasibleError(f"power capping is infeasible ({info.termination})", {})
-        raise InfeasibleError("; ".join(v.message for v in vs),
-                              {v.family: {"position": v.position.tolist(), "amount": v.amount.tolist()} for v in vs})
+        raise_if_out_of_time(info, inp.time_limit_s, "power caps")
+        # 1e3 GPU-equivalents per kW of slack: far above any job's throughput per kW
+        pen = {k: 1e3 for k in ("site_power_limit", "feeder_power_limit") if k in lm.families}
+        elastic_resolve(lambda: build_capping(inp), pen, describers(inp), inp.time_limit_s, 1e-6,
+                        what="power capping", hard_limits="the jobs' own cap bounds")
     return extract_capping(inp, lm, info)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import highspy
 import numpy as np
@@ -616,25 +617,38 @@ def violations(lm: LinearModel, info: SolveInfo, describers: dict[str, Describer
     return res
 
 
+def raise_if_out_of_time(info: SolveInfo, time_limit_s: float, what: str) -> None:
+    """A solve stopped by its time limit before any solution proves nothing about feasibility: say so
+    rather than run an elastic re-solve that would explain a limit that may not bind."""
+    if info.status == "time_limit":
+        raise InfeasibleError(f"no {what} found within the {time_limit_s:g} s time limit: HiGHS stopped before any "
+                              "feasible solution, which does not mean none exists; allow more time or shorten the "
+                              "horizon", {"status": "time_limit"})
+
+
 def elastic_resolve(build: Callable[[], pyo.ConcreteModel], penalties: dict[str, float],
                     describers: dict[str, Describer], time_limit_s: float, rel_gap: float,
-                    what: str = "the problem") -> None:
+                    what: str = "the problem", hard_limits: str = "a limit that is not relaxed",
+                    prefix: str = "") -> NoReturn:
     """Re-build the model with elastic slacks on `penalties` families, re-solve, and raise
-    `InfeasibleError` naming each limit that cannot be met and by how much."""
+    `InfeasibleError` naming each limit that cannot be met and by how much (after `prefix`).
+    `hard_limits` names, for the planner, what is left when even the relaxed model has no solution."""
     model = build()
     lm: LinearModel = model._linear
     add_elastic(lm, penalties)
     info = solve(model, time_limit_s, rel_gap, duals=False, load_pyomo=False)
+    if info.status == "time_limit" and not info.has_solution:
+        raise InfeasibleError(f"{what} is infeasible, and the re-solve that would say which limit cannot be met ran "
+                              f"out of its {time_limit_s:g} s time limit", {"families": list(penalties)})
     if not info.has_solution:
         raise InfeasibleError(f"{what} is infeasible, and stays infeasible with the limits "
-                              f"{', '.join(penalties)} relaxed: the cause lies in a hard limit "
-                              f"(battery energy/power, turbine count, load-capping bounds)",
+                              f"{', '.join(penalties)} relaxed: the cause lies in {hard_limits}",
                               {"families": list(penalties)})
     viols = violations(lm, info, describers)
     if not viols:
         raise InfeasibleError(f"{what} is infeasible (HiGHS), but the elastic re-solve needs no slack: "
                               "numerical trouble; check the input scaling", {})
-    raise InfeasibleError("; ".join(v.message for v in viols),
+    raise InfeasibleError(prefix + "; ".join(v.message for v in viols),
                           {v.family: {"position": v.position.tolist(), "amount": v.amount.tolist()}
                            for v in viols})
 

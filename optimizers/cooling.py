@@ -41,7 +41,7 @@ import numpy as np
 import pyomo.environ as pyo
 import xarray as xr
 
-from optimizers.common import INF, LinearModel, SolveInfo, add_elastic, solve, violations
+from optimizers.common import INF, LinearModel, SolveInfo, elastic_resolve, raise_if_out_of_time, solve
 from twin.errors import InfeasibleError, InputError
 from twin.layout import SiteLayout
 from twin.schema.components import Chiller, CoolingTower, DryCooler
@@ -383,16 +383,12 @@ def _solve_or_explain(inp, groups, co, allowed=None, what="cooling setpoints"):
     info = solve(model, inp.options.time_limit_s, inp.options.rel_gap, duals=False, load_pyomo=False)
     if info.has_solution:
         return model._linear, info
-    m2 = build_cooling(inp, co, allowed)
-    lm2 = m2._linear
-    fams = [f for f in ("cdu_supply_limit", "gpu_inlet_limit", "free_cooling_floor", "chiller_capacity") if f in lm2.families]
-    add_elastic(lm2, {f: 1e6 for f in fams})
-    i2 = solve(m2, inp.options.time_limit_s, 1e-4, duals=False, load_pyomo=False)
-    vs = violations(lm2, i2, describers(inp, groups, co)) if i2.has_solution else []
-    if not vs:
-        raise InfeasibleError(f"{what}: no feasible schedule ({info.termination})", {})
-    raise InfeasibleError(f"{what}: " + "; ".join(v.message for v in vs),
-                          {v.family: {"position": v.position.tolist(), "amount": v.amount.tolist()} for v in vs})
+    raise_if_out_of_time(info, inp.options.time_limit_s, f"schedule of {what}")
+    fams = [f for f in ("cdu_supply_limit", "gpu_inlet_limit", "free_cooling_floor", "chiller_capacity")
+            if f in model._linear.families]
+    elastic_resolve(lambda: build_cooling(inp, co, allowed), {f: 1e6 for f in fams}, describers(inp, groups, co),
+                    inp.options.time_limit_s, 1e-4, what=what, prefix=f"{what}: ",
+                    hard_limits="the candidate setpoints, the setpoint ramp limit or the chiller count")
 
 
 def optimize_cooling(inp: CoolingInputs) -> xr.Dataset:

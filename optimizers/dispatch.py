@@ -70,9 +70,10 @@ from optimizers.common import (
     SolveInfo,
     elastic_resolve,
     family_dataarray,
+    raise_if_out_of_time,
     solve,
 )
-from twin.errors import InfeasibleError, InputError
+from twin.errors import InputError
 
 KJ_PER_MMBTU = 1_055_055.85
 _SRC = "<DispatchInputs>"
@@ -88,6 +89,15 @@ ELASTIC_PENALTIES_USD = {
     "emissions_cap": 1.0e6,
     "nox_cap": 1.0e7,
 }
+# What is left when even the elastic model has no solution: the limits that carry no slack.
+HARD_LIMITS = "a hard limit (battery energy/power, turbine count, load-capping bounds)"
+
+
+def elastic_penalties(families, dt_h: float) -> dict[str, float]:
+    """ELASTIC_PENALTIES_USD of the families present, per kW of slack per step (x dt_h) except the
+    horizon caps, whose slack is in tonnes."""
+    return {k: v * (dt_h if k not in ("emissions_cap", "nox_cap") else 1.0)
+            for k, v in ELASTIC_PENALTIES_USD.items() if k in families}
 
 
 @dataclass(frozen=True)
@@ -467,10 +477,8 @@ def _raise_infeasible(inputs: DispatchInputs, relax: bool, time_limit_s: float, 
     def build():
         return build_dispatch(inputs, relax=relax)
 
-    fams = build()._linear.families
-    pen = {k: v * (inputs.dt_h if k not in ("emissions_cap", "nox_cap") else 1.0)
-           for k, v in ELASTIC_PENALTIES_USD.items() if k in fams}
-    elastic_resolve(build, pen, describers(inputs), time_limit_s, rel_gap, what="the dispatch")
+    pen = elastic_penalties(build()._linear.families, inputs.dt_h)
+    elastic_resolve(build, pen, describers(inputs), time_limit_s, rel_gap, what="the dispatch", hard_limits=HARD_LIMITS)
 
 
 def extract_dispatch(lm: LinearModel, info: SolveInfo, inp: DispatchInputs) -> xr.Dataset:
@@ -548,9 +556,8 @@ def solve_dispatch(inputs: DispatchInputs, time_limit_s: float = 60.0, rel_gap: 
     into the Pyomo variables (not needed for the Dataset; ~0.4 s on a year-hourly model)."""
     model = build_dispatch(inputs, relax=relax)
     info = solve(model, time_limit_s, rel_gap, backend=backend, load_pyomo=load_pyomo)
-    if info.status in ("infeasible", "unbounded", "error") or not info.has_solution:
-        if info.status == "time_limit":
-            raise InfeasibleError(f"no feasible dispatch found within the {time_limit_s} s time limit", {})
+    if not info.has_solution:
+        raise_if_out_of_time(info, time_limit_s, "feasible dispatch")
         _raise_infeasible(inputs, relax, time_limit_s, rel_gap)
     return extract_dispatch(model._linear, info, inputs)
 
@@ -707,8 +714,7 @@ class DispatchSession:
                      options=self.last_options)
         self._changed = set()
         self.last_info = info
-        if info.status == "time_limit":
-            raise InfeasibleError(f"no feasible dispatch found within the {self.time_limit_s} s time limit", {})
         if not info.has_solution:
+            raise_if_out_of_time(info, self.time_limit_s, "feasible dispatch")
             _raise_infeasible(self.inputs, self.relax, self.time_limit_s, self.rel_gap)
         return extract_dispatch(self.lm, info, self.inputs)

@@ -23,18 +23,19 @@ import numpy as np
 import pyomo.environ as pyo
 import xarray as xr
 
-from optimizers.common import INF, LinearModel, elastic_resolve, solve
+from optimizers.common import INF, LinearModel, elastic_resolve, raise_if_out_of_time, solve
 from optimizers.costs import Costs, crf
 from optimizers.dispatch import (
-    ELASTIC_PENALTIES_USD,
+    HARD_LIMITS,
     Capacity,
     DispatchInputs,
     OperationCapacities,
     define_operation,
     describers,
+    elastic_penalties,
     extract_dispatch,
 )
-from twin.errors import InfeasibleError, InputError
+from twin.errors import InputError
 
 _SRC = "<ExpansionInputs>"
 
@@ -193,13 +194,10 @@ def solve_expansion(inp: ExpansionInputs, time_limit_s: float = 300.0, rel_gap: 
     lm: LinearModel = model._linear
     info = solve(model, time_limit_s, rel_gap, backend=backend, load_pyomo=False)
     if not info.has_solution:
-        if info.status == "time_limit":
-            raise InfeasibleError(f"no feasible expansion plan found within the {time_limit_s} s time limit", {})
-        fams = lm.families
-        pen = {k: v * (inp.operation.dt_h if k not in ("emissions_cap", "nox_cap") else 1.0)
-               for k, v in ELASTIC_PENALTIES_USD.items() if k in fams}
+        raise_if_out_of_time(info, time_limit_s, "feasible expansion plan")
+        pen = elastic_penalties(lm.families, inp.operation.dt_h)
         elastic_resolve(lambda: build_expansion(inp), pen, describers(inp.operation), time_limit_s, rel_gap,
-                        what="the expansion plan")
+                        what="the expansion plan", hard_limits=HARD_LIMITS)
     op = inp.operation
     site = replace(op, load_kw=inp.site_load_kw())
     ds = extract_dispatch(lm, info, site)

@@ -45,7 +45,15 @@ import pyomo.environ as pyo
 import scipy.sparse as sp
 import xarray as xr
 
-from optimizers.common import INF, HighsHandle, LinearModel, SolveInfo, add_elastic, solve, violations
+from optimizers.common import (
+    INF,
+    HighsHandle,
+    LinearModel,
+    SolveInfo,
+    elastic_resolve,
+    raise_if_out_of_time,
+    solve,
+)
 from twin.errors import InfeasibleError, InputError
 from twin.layout import SiteLayout
 
@@ -928,14 +936,14 @@ def optimize_placement(layout: SiteLayout, jobs: list[PlacementJob], state: Site
     mr = build_placement(prob, relax=True)
     relax_info = solve(mr, opt.time_limit_s, opt.rel_gap, load_pyomo=False)
     if not relax_info.has_solution:
+        raise_if_out_of_time(relax_info, opt.time_limit_s, "placement (LP relaxation)")
         explain_infeasible(prob)
     lm_relax = mr._linear
     model = build_placement(prob)
     info = solve_placement(prob, model, y_lp=lm_relax.value(relax_info, "y"),
                            x_lp=segment_allocation(prob, lm_relax, relax_info, integral=False))
     if not info.has_solution:
-        if info.status == "time_limit":
-            raise InfeasibleError(f"no placement found within the {opt.time_limit_s} s time limit", {})
+        raise_if_out_of_time(info, opt.time_limit_s, "placement")
         explain_infeasible(prob)
     return extract_placement(prob, model._linear, info, lm_relax, relax_info)
 
@@ -972,17 +980,9 @@ def explain_infeasible(prob: PlacementProblem) -> None:
     per_node = float((prob.value / prob.nodes).max()) / prob.value_scale
     per_kw = float((prob.value / (prob.nodes * prob.p_node_kw)).max()) / prob.value_scale
     pen = {k: 1e3 * (per_node if k.endswith("free_nodes") else per_kw) for k in ELASTIC_FAMILIES if k in lm.families}
-    add_elastic(lm, pen)
-    info = solve(model, max(prob.options.time_limit_s, 10.0), 1e-4, duals=False, load_pyomo=False)
-    if not info.has_solution:
-        raise InfeasibleError("the required jobs cannot be placed even with every power and heat limit relaxed: "
-                              "their locality or GPU type rules them out", {})
-    vs = violations(lm, info, describers(prob))
-    if not vs:
-        raise InfeasibleError("placement is infeasible (HiGHS) but the elastic re-solve needs no slack: "
-                              "numerical trouble; check the inputs' scaling", {})
-    raise InfeasibleError("the required jobs cannot all be placed: " + "; ".join(v.message for v in vs),
-                          {v.family: {"position": v.position.tolist(), "amount": v.amount.tolist()} for v in vs})
+    elastic_resolve(lambda: model, pen, describers(prob), max(prob.options.time_limit_s, 10.0), 1e-4,
+                    what="the placement of the required jobs", prefix="the required jobs cannot all be placed: ",
+                    hard_limits="their locality or GPU type, which rules them out of every segment")
 
 
 def describers(prob: PlacementProblem) -> dict:
