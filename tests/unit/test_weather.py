@@ -358,6 +358,28 @@ def test_weather_at_wraps_and_maps_other_years(synth):
     assert w.t_dry_c.values[3] == first
 
 
+# ----------------------------------------------------------------------------- climate file errors
+def test_bad_climate_file_names_file_key_and_expectation(tmp_path, monkeypatch):
+    import yaml
+
+    import twin.weather.synth as synth_mod
+
+    raw = yaml.safe_load(synth_mod.climate_path("memphis").read_text())
+    raw["design"]["t_wet_evaporation_0p4"] = raw["design"].pop("t_wet_evaporation_0p4_c")  # unit dropped
+    raw["monthly"]["t_dry_mean_c"] = raw["monthly"]["t_dry_mean_c"][:11]  # a month short
+    (tmp_path / "climate").mkdir()
+    path = tmp_path / "climate" / "broken.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setattr(synth_mod, "data_dir", lambda: tmp_path)
+    with pytest.raises(InputError) as exc:
+        synth_mod.load_climate("broken")
+    by_key = {p.key: p.message for p in exc.value.problems}
+    assert all(p.file == str(path) for p in exc.value.problems)
+    assert "did you mean 't_wet_evaporation_0p4_c'" in by_key["design.t_wet_evaporation_0p4"]
+    assert "at least 12 items" in by_key["monthly.t_dry_mean_c"]
+    assert "required" in by_key["design.t_wet_evaporation_0p4_c"].lower()
+
+
 # ----------------------------------------------------------------------------- load_weather
 def test_load_weather_specs(tmp_path, synth):
     np.testing.assert_array_equal(load_weather(None, tmp_path).t_dry_c, synth.t_dry_c)

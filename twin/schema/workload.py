@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from twin.schema.base import Frozen
 
 # Llama 3 405B pre-training: 419 unexpected interruptions in 54 days on 16,384 H100 GPUs
 # ("The Llama 3 Herd of Models", Meta, 2024; shared/facts/reference-figures.md).
@@ -17,11 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 LLAMA3_FAILURE_RATE_PER_GPU_H = 419 / (54 * 24 * 16_384)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TrainingJob(_Frozen):
+class TrainingJob(Frozen):
     """A synchronous training job: every GPU alternates compute and communication in lock step."""
 
     name: str = Field(..., min_length=1, description="Unique job name (also seeds its random draws)")
@@ -98,7 +96,7 @@ class TrainingJob(_Frozen):
         return self
 
 
-class InferenceJob(_Frozen):
+class InferenceJob(Frozen):
     """Inference serving: a daily cycle of demand plus slow random variation, no lock-step swings."""
 
     name: str = Field(..., min_length=1, description="Unique job name (also seeds its random draws)")
@@ -140,7 +138,7 @@ class InferenceJob(_Frozen):
 Job = Annotated[TrainingJob | InferenceJob, Field(discriminator="kind")]
 
 
-class Mitigations(_Frozen):
+class Mitigations(Frozen):
     """Measures that smooth the site's power swings. None = not used."""
 
     gpu_power_floor_pu: float | None = Field(

@@ -26,18 +26,18 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from scipy.interpolate import CubicSpline
 from scipy.optimize import brentq
 from scipy.signal import lfilter
 
 from twin.errors import InputError
 from twin.paths import data_dir
+from twin.schema.base import Confidence, Frozen
 from twin.weather import psychro
 from twin.weather.epw import make_dataset, read_epw, year_index
 
@@ -48,14 +48,10 @@ _BLEND_H = 72  # cross-fade length that makes the anomalies periodic over the ye
 
 
 # --------------------------------------------------------------------------- climate file schema
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 Monthly = list[float]
 
 
-class Station(_Strict):
+class Station(Frozen):
     name: str
     state: str = ""
     country: str = ""
@@ -65,15 +61,15 @@ class Station(_Strict):
     tz_utc_h: float = Field(ge=-12, le=14)
     elevation_m: float = Field(ge=-500, le=9000)
     source: str
-    confidence: Literal["published", "derived", "assumed"]
+    confidence: Confidence
 
 
-class MonthlyDryBulb(_Strict):
+class MonthlyDryBulb(Frozen):
     t_dry_mean_c: Monthly = Field(min_length=12, max_length=12)
     t_dry_high_mean_c: Monthly = Field(min_length=12, max_length=12)
     t_dry_low_mean_c: Monthly = Field(min_length=12, max_length=12)
     source: str
-    confidence: Literal["published", "derived", "assumed"]
+    confidence: Confidence
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -85,13 +81,13 @@ class MonthlyDryBulb(_Strict):
         return self
 
 
-class DewPoint(_Strict):
+class DewPoint(Frozen):
     t_dew_mean_c: Monthly = Field(min_length=12, max_length=12)
     source: str
-    confidence: Literal["published", "derived", "assumed"]
+    confidence: Confidence
 
 
-class Design(_Strict):
+class Design(Frozen):
     t_dry_cooling_0p4_c: float
     t_wet_mean_coincident_0p4_c: float
     t_wet_evaporation_0p4_c: float
@@ -101,16 +97,16 @@ class Design(_Strict):
     t_wet_extreme_max_c: float | None = None
     t_dry_range_hottest_month_k: float | None = None
     source: str
-    confidence: Literal["published", "derived", "assumed"]
+    confidence: Confidence
 
 
-class Diurnal(_Strict):
+class Diurnal(Frozen):
     fraction_of_range_below_max_pu: list[float] = Field(min_length=24, max_length=24)
     source: str
-    confidence: Literal["published", "derived", "assumed"]
+    confidence: Confidence
 
 
-class Variability(_Strict):
+class Variability(Frozen):
     tau_h: float = Field(gt=0, le=1000)
     sigma_t_dry_winter_k: float = Field(ge=0)
     sigma_t_dry_summer_k: float = Field(ge=0)
@@ -119,10 +115,10 @@ class Variability(_Strict):
     corr_dew_dry_pu: float = Field(ge=-1, le=1)
     seed: int
     source: str
-    confidence: Literal["published", "derived", "assumed"]
+    confidence: Confidence
 
 
-class Climate(_Strict):
+class Climate(Frozen):
     name: str
     station: Station
     monthly: MonthlyDryBulb
@@ -148,7 +144,9 @@ def load_climate(climate: str = "memphis") -> Climate:
     try:
         return Climate.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(problems_from_validation(str(path), exc, frozenset())) from None
+        # Models by key path, so an unknown key gets a "did you mean" from its own section.
+        models_at = {"": Climate, **{k: f.annotation for k, f in Climate.model_fields.items() if k != "name"}}
+        raise InputError(problems_from_validation(str(path), exc, frozenset(), models_at)) from None
 
 
 # --------------------------------------------------------------------------- building blocks
