@@ -93,7 +93,9 @@ def _fail(exc: InfeasibleError) -> None:
     from rich.console import Console
 
     err = Console(stderr=True)
-    err.print("[bold red]infeasible:[/]", str(exc), markup=True, highlight=False)
+    # a solve stopped by its time limit has proved nothing infeasible (optimizers.common.raise_if_out_of_time)
+    label = "no solution:" if exc.details.get("status") == "time_limit" else "infeasible:"
+    err.print(f"[bold red]{label}[/]", str(exc), markup=True, highlight=False)
     raise typer.Exit(1)
 
 
