@@ -63,6 +63,7 @@ def save_run(ds: xr.Dataset, summary: dict | None = None, run_id: str | None = N
                 "hours": sc.get("hours"), "twin_version": ds.attrs.get("twin_version"), "kpis": _clean(summary)}
         (tmp / "summary.json").write_text(json.dumps(meta, indent=2))
         _write(ds, tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private (0700); a stored run is read by the dashboard and others
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

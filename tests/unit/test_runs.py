@@ -32,6 +32,8 @@ def test_round_trip(tmp_path, ds):
     assert s["kpis"]["pue"] == pytest.approx(ds.twin.pue())
     assert (tmp_path / rid / "scenario.yaml").read_text().startswith("name: rt")
     assert back.twin.pue() == pytest.approx(ds.twin.pue())
+    assert (tmp_path / rid).stat().st_mode & 0o777 == 0o755  # not the temporary folder's private mode
+    assert [p.name for p in tmp_path.iterdir()] == [rid]  # no temporary folder left beside it
 
 
 def test_failed_write_leaves_nothing(tmp_path, ds):
