@@ -154,11 +154,10 @@ def _dispatch_given(d, need, fleet: Fleet, dt_s, window, smoothing_tau_s, soc0_p
     g_tgt = np.minimum(g_tgt, fleet.grid_max_kw)
     want = net - g_tgt  # battery: + discharge, - charge
     # 3. battery
-    batt, soc, unserved = _battery(want, net, fleet, dt_h, soc0_pu, soc_target_pu)
+    batt, soc = _battery(want, net, fleet, dt_h, soc0_pu, soc_target_pu)
     grid = net - batt
-    over = np.maximum(grid - fleet.grid_max_kw, 0.0)
-    grid = grid - over
-    unserved = unserved + over
+    unserved = np.maximum(grid - fleet.grid_max_kw, 0.0)  # over the grid limit with the battery spent
+    grid = grid - unserved
     return DispatchResult(grid, gt, batt, soc, units.astype(np.int64), unserved)
 
 
@@ -167,7 +166,7 @@ def _battery(want, net, fleet: Fleet, dt_h, soc0_pu, soc_target_pu):
     e = fleet.batt_e_max_kwh
     pmax = fleet.batt_p_max_kw
     if e <= 0:
-        return np.zeros(T), np.zeros(T), np.zeros(T)
+        return np.zeros(T), np.zeros(T)
     eta = np.sqrt(fleet.batt_eta_rt_pu)  # split round-trip loss evenly between charge and discharge
     lo, hi = fleet.batt_soc_min_pu * e, fleet.batt_soc_max_pu * e
     soc0 = float(np.clip(soc0_pu * e, lo, hi))
@@ -179,7 +178,7 @@ def _battery(want, net, fleet: Fleet, dt_h, soc0_pu, soc_target_pu):
     de = np.where(b > 0, b / eta, b * eta) * dt_h
     soc = soc0 - np.cumsum(de)
     if soc.min() >= lo - 1e-9 and soc.max() <= hi + 1e-9 and (soc[-1] >= target - 1e-6 * e or not np.any(room > 0)):
-        return b, soc, np.zeros(T)
+        return b, soc
     # scalar pass (documented cost above)
     bl, rl, pl = b.tolist(), room.tolist(), np.broadcast_to(pmax, (T,)).tolist()
     out_b = [0.0] * T
@@ -198,8 +197,7 @@ def _battery(want, net, fleet: Fleet, dt_h, soc0_pu, soc_target_pu):
         s -= (x / eta if x > 0 else x * eta) * dt_h
         out_b[n] = x
         out_s[n] = s
-    b = np.array(out_b)
-    return b, np.array(out_s), np.zeros(T)
+    return np.array(out_b), np.array(out_s)
 
 
 # --------------------------------------------------------------------------- following a given schedule
