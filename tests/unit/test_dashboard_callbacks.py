@@ -112,10 +112,15 @@ def test_floor_figures_and_patches(colossus):
     row, col = colossus.racks.row[h.racks[7]], colossus.racks.col[h.racks[7]]
     assert z[row][col] == pytest.approx(round(p[h.racks[7]], 2))
     empty = np.argwhere(np.isnan(h.fill(p)))
-    if len(empty):
-        assert z[empty[0][0]][empty[0][1]] is None  # empty slot is null, not NaN (JSON)
+    assert len(empty) == 1  # hall-1: 551 racks on a 23 x 24 floor
+    assert z[empty[0][0]][empty[0][1]] is None  # empty slot is null, not NaN (JSON)
     patches = floor_patches(ctx, "power", _snap(len(p), p_rack_kw=p * 0.5))
     assert len(patches) == 4
+    # a live patch re-assigns only z and the colour range of each hall's heatmap, with the new values
+    ops = {tuple(o["location"]): o["params"]["value"] for o in patches[0].to_plotly_json()["operations"]}
+    assert set(ops) == {("data", 0, "z"), ("data", 0, "zmin"), ("data", 0, "zmax")}
+    assert ops[("data", 0, "z")][row][col] == pytest.approx(round(0.5 * p[h.racks[7]], 2))
+    assert ops[("data", 0, "z")][empty[0][0]][empty[0][1]] is None
     txt = floor_summary(ctx, "power", _snap(len(p), p_rack_kw=p))
     assert f"{len(p):,} racks" in txt and "max 80.0 kW" in txt
 
