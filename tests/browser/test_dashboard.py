@@ -71,7 +71,7 @@ def server(tmp_path_factory):
     else:
         proc.terminate()
         pytest.fail(f"twin dash did not answer within 90 s:\n{log.read_text()}")
-    yield {"url": url, "port": port, "runs": runs, "log": log}
+    yield {"url": url, "port": port, "runs": runs, "log": log, "pid": proc.pid}
     proc.terminate()
     try:
         proc.wait(10)
@@ -282,6 +282,15 @@ def test_two_browsers_run_whatifs_at_once(server, browser):
     assert a_console.errors == [] and b_console.errors == []
     a_ctx.close()
     b_ctx.close()
+
+
+def test_binds_to_loopback_only_by_default(server):
+    """`twin dash` without --host listens on 127.0.0.1 alone: the site model is not served to the network."""
+    import psutil
+
+    listening = {c.laddr for c in psutil.Process(server["pid"]).net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN}
+    assert listening == {("127.0.0.1", server["port"])}, listening
 
 
 def test_cli_busy_port_and_unknown_site_exit_1(server):
