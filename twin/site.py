@@ -30,8 +30,14 @@ def site_names() -> list[str]:
 def site_path(name_or_path: str | Path) -> Path:
     """A site name from sites/ or a path to a YAML file."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.exists():
         return p
+    if p.suffix in (".yaml", ".yml"):
+        # A shipped site's file name given from another folder is the usual slip: name the fix.
+        hint = (f"; the shipped site is named '{p.stem}' (no folder, no .yaml)"
+                if p.parent == Path(".") and (sites_dir() / f"{p.stem}.yaml").exists() else "")
+        raise InputError.one(p, "", f"file not found{hint}; expected a path to a site YAML file or one of the "
+                                    f"shipped sites: {', '.join(site_names())}")
     candidate = sites_dir() / f"{name_or_path}.yaml"
     if not candidate.exists():
         raise InputError.one(str(name_or_path), "", f"unknown site; expected a file path or one of: {', '.join(site_names())}")

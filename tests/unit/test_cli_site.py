@@ -97,7 +97,27 @@ def test_power_graph_export_round_trips(tmp_path, fmt):
     assert g.number_of_nodes() == 7 + 8 + 48  # grid, swgr, loop, dry, tx1, bw1, bw2; 8 racks; 6 x 8 servers
     assert sum(int(d.get("gpus", 0)) for _, d in g.nodes(data=True) if d["kind"] == "server") == layout.n_gpus
     assert g.has_edge("grid", "swgr")
+    # Nameplate below each stage, by hand: GPU rack 8 x 10.2 + 1.0 CDU pump = 82.6 kW, storage rack 25 + 0.8
+    # door fans = 25.8 kW; racks 1-4 (all GPU) on bw1, racks 5-8 (2 GPU, 2 storage) on bw2.
+    below = nx.get_node_attributes(g, "p_below_kw")
+    assert below["hall-1-tx1-bw1"] == pytest.approx(4 * 82.6)  # 330.4 kW
+    assert below["hall-1-tx1-bw2"] == pytest.approx(2 * 82.6 + 2 * 25.8)  # 216.8 kW
+    assert below["hall-1-tx1"] == pytest.approx(547.2)
+    # The switchgear also feeds the loop pump (997 x 9.81 x 1000 / 3600 x 30 m / 0.8 = 101.88 kW) and the
+    # dry cooler's 25 kW of fans.
+    assert below["swgr"] == pytest.approx(547.2 + 101.881 + 25.0, abs=1e-3)
     assert not list(tmp_path.glob("*.tmp")), "the temporary file is renamed, not left behind"
+
+
+def test_graph_format_follows_the_out_suffix(tmp_path):
+    """Without --format a .graphml file gets GraphML (not JSON under a .graphml name); else JSON."""
+    gml, js = tmp_path / "tiny.graphml", tmp_path / "tiny.json"
+    for out in (gml, js):
+        result = runner.invoke(app, ["site", "graph", "tiny", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    assert nx.read_graphml(gml).number_of_nodes() == 7 + 8 + 48
+    assert nx.node_link_graph(json.loads(js.read_text()), edges="edges").number_of_nodes() == 7 + 8 + 48
+    assert "(graphml)" in runner.invoke(app, ["site", "graph", "tiny", "--out", str(gml)]).stdout
 
 
 def test_colossus_graph_json_without_nodes(tmp_path, colossus):
@@ -137,6 +157,18 @@ def test_bad_name_exits_1_via_console_script(tmp_path):
     )
     assert proc.returncode == 1
     assert "no-such-site" in proc.stderr and "unknown site" in proc.stderr
+    # A shipped site's file name from another folder: the message names the site to use instead, on one line.
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "site", "show", "colossus-1.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1
+    line = next(ln for ln in proc.stderr.splitlines() if "file not found" in ln)
+    assert "colossus-1.yaml: file not found; the shipped site is named 'colossus-1'" in line
+    assert line.endswith("frontier, tiny"), "the whole problem stays on one line"
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
     proc = subprocess.run(

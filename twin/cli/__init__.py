@@ -28,7 +28,7 @@ def main() -> None:
         err = Console(stderr=True)
         err.print("[bold red]error:[/] invalid input")
         for p in exc.problems:
-            err.print(f"  {p}", markup=False, highlight=False)
+            err.print(f"  {p}", markup=False, highlight=False, soft_wrap=True)  # one problem per line, for grep
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

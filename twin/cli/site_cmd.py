@@ -301,8 +301,9 @@ def graph(
     site_ref: Annotated[str, typer.Argument(metavar="NAME|PATH", help="Site name in sites/ or a YAML path")],
     out: Annotated[Path, typer.Option("--out", help="File to write")],
     fmt: Annotated[
-        GraphFormat, typer.Option("--format", help="json (node-link) or graphml")
-    ] = GraphFormat.json,
+        GraphFormat | None,
+        typer.Option("--format", help="json (node-link) or graphml; default: graphml when --out ends in .graphml, else json"),
+    ] = None,
     cooling: Annotated[
         bool, typer.Option("--cooling", help="Export the cooling graph, not the power graph")
     ] = False,
@@ -311,7 +312,9 @@ def graph(
     """Export the power (or cooling) graph of a site."""
     from twin.graphs import cooling_graph, power_graph
 
+    if fmt is None:  # a .graphml file holding JSON is the surprise this avoids
+        fmt = GraphFormat.graphml if out.suffix.lower() == ".graphml" else GraphFormat.json
     site, layout = _load(site_ref)
     g = cooling_graph(layout) if cooling else power_graph(layout, with_nodes=not no_nodes)
     write_graph(g, out, fmt.value)
-    typer.echo(f"wrote {g.number_of_nodes():,} nodes and {g.number_of_edges():,} edges to {out}")
+    typer.echo(f"wrote {g.number_of_nodes():,} nodes and {g.number_of_edges():,} edges to {out} ({fmt.value})")
