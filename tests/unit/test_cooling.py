@@ -116,8 +116,8 @@ def test_water_cooled_chiller_and_tower_match_hand_calculation(tmp_path):
         speed = max(min(q_tower / 1200.0 * 4.0 / (t_cw - t_wet[n]), 1.0), 0.2)
         p_tower = 2 * 75.0 * speed**3
         evap = 0.00085 * 1.8 * q_tower * 3600 / (RHO * CP)
-        blow = evap / (5.0 - 1.0)
         drift = 2e-5 * q_tower * 3600 / (RHO * CP * 5.6)
+        blow = evap / (5.0 - 1.0) - drift  # solids leave with blowdown and drift: (B + D) = E / (cycles - 1)
         ch, ct = res.plant_ids.index("ch"), res.plant_ids.index("ct")
         got = {
             "q_loop": res.q_loop_kw[n, 0], "rejected": res.q_rejected_kw[n], "t_return": res.t_return_c[n, 0],
@@ -290,7 +290,11 @@ def test_water_is_evaporation_plus_blowdown_plus_drift_at_every_step(colossus):
     tw = res.plant_ids.index("towers")
     np.testing.assert_allclose(res.water_m3_h, res.evaporation_m3_h.sum(1) + res.blowdown_m3_h.sum(1)
                                + res.drift_m3_h.sum(1), rtol=1e-12)
-    np.testing.assert_allclose(res.blowdown_m3_h[:, tw], res.evaporation_m3_h[:, tw] / (5.0 - 1.0), rtol=1e-12)
+    # dissolved solids: make-up x concentration = (blowdown + drift) x cycles x concentration
+    np.testing.assert_allclose(res.blowdown_m3_h[:, tw] + res.drift_m3_h[:, tw], res.evaporation_m3_h[:, tw] / (5.0 - 1.0),
+                               rtol=1e-12)
+    np.testing.assert_allclose(res.water_m3_h, res.evaporation_m3_h[:, tw] * 5.0 / (5.0 - 1.0), rtol=1e-12)
+    assert np.all(res.drift_m3_h[:, tw] > 0) and np.all(res.blowdown_m3_h[:, tw] > 0)
     np.testing.assert_allclose(res.evaporation_m3_h[:, tw], 0.00085 * 1.8 * 3600 / (RHO * CP) * res.q_plant_kw[:, tw],
                                rtol=1e-12)
     # the towers take the water-cooled chillers' heat plus their compressor work

@@ -60,8 +60,10 @@ shares the load in proportion to its available capacity (units - outage) x q_uni
 * Towers' water: evaporation by the CTI rule 0.00085 per degF of range x circulating flow, i.e.
   EVAP_M3_H_PER_KW = 0.00153 / (rho c_p) x 3600 ~ 1.32 m3/h per MW of heat rejected (about 88 % of the heat
   leaves as latent heat at 2,400 kJ/kg; constant through the year, so winter evaporation is overstated, where in
-  practice more of the heat leaves as sensible heat); blowdown = evaporation / (cycles - 1); drift = drift_pu x circulating
-  flow at TOWER_RANGE_K. water = evaporation + blowdown + drift.
+  practice more of the heat leaves as sensible heat); drift = drift_pu x circulating flow at TOWER_RANGE_K;
+  blowdown = evaporation / (cycles - 1) - drift (>= 0): drift carries dissolved solids out as blowdown does, so
+  the solids balance fixes blowdown + drift, not blowdown alone. water = evaporation + blowdown + drift
+  = evaporation x cycles / (cycles - 1) (the make-up water; optimizers.cooling uses the same figure).
 
 Shortfall.  If a group cannot reject q_dem (outage, tower short, pumps lost), the heat stays in the loop water:
 the backlog U (kJ) follows Lindley's recursion U_n = max(0, U_{n-1} + (q_dem - capacity) dt), computed in closed
@@ -664,8 +666,8 @@ def simulate_cooling(
             if isinstance(m, CoolingTower):
                 qk = np.maximum(q_plant[:, k], 0.0)
                 evap[:, k] = EVAP_M3_H_PER_KW * qk
-                blow[:, k] = evap[:, k] / (m.cycles_of_concentration - 1.0)
                 drift[:, k] = m.drift_pu * qk * 3600.0 / (WATER_RHO_KG_M3 * CP_WATER_KJ_KG_K * TOWER_RANGE_K)
+                blow[:, k] = np.maximum(evap[:, k] / (m.cycles_of_concentration - 1.0) - drift[:, k], 0.0)
     p_plant = p_comp + p_fan
     water_plant = evap + blow + drift
 
