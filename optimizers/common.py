@@ -238,6 +238,17 @@ class LinearModel:
             self.handle.h.changeColsCost(len(idx), idx.astype(np.int32), self.cost[idx])
         self._pyomo_objective_stale = True
 
+    def set_row_bounds(self, family: str, lb, ub) -> None:
+        """Replace the bounds of one constraint family (kept in sync with a persistent handle and the
+        Pyomo mirror)."""
+        f = self.families[family]
+        f.lb = np.broadcast_to(np.asarray(lb, float), (f.size,)).copy()
+        f.ub = np.broadcast_to(np.asarray(ub, float), (f.size,)).copy()
+        if self.handle is not None:
+            idx = np.arange(f.offset, f.offset + f.size, dtype=np.int32)
+            self.handle.h.changeRowsBounds(f.size, idx, f.lb.copy(), f.ub.copy())
+        self._add_pyomo_constraint(f)
+
     def finish(self, objective_name: str = "total_cost", pyomo_objective: bool = False) -> None:
         """Close the declaration. The Pyomo objective (`model.<objective_name>`, a LinearExpression over
         every costed column: ~0.4 s for a year-hourly dispatch) is written now if `pyomo_objective`,
@@ -376,7 +387,7 @@ class SolveInfo:
 
 class HighsHandle:
     """A highspy instance holding one `LinearModel`; kept for fast re-solves (cost changes are pushed by
-    `LinearModel.set_cost`, bound changes by `set_col_bounds` / `set_row_bounds`)."""
+    `LinearModel.set_cost`, row bound changes by `LinearModel.set_row_bounds`)."""
 
     def __init__(self, lm: LinearModel):
         h = new_highs()
@@ -400,21 +411,6 @@ class HighsHandle:
         self.h, self.lm = h, lm
         self.integer_cols = np.flatnonzero(integ).astype(np.int32)
         self.n_rows, self.n_cols = lm.n_rows, lm.n_cols
-
-    def set_col_bounds(self, var_name: str, lb, ub, pos=None) -> None:
-        vf = self.lm.vars[var_name]
-        idx = vf.cols if pos is None else vf.offset + np.asarray(pos, dtype=np.int64)
-        lb_a = np.broadcast_to(np.asarray(lb, float), idx.shape)
-        ub_a = np.broadcast_to(np.asarray(ub, float), idx.shape)
-        self.h.changeColsBounds(len(idx), idx.astype(np.int32), lb_a.copy(), ub_a.copy())
-
-    def set_row_bounds(self, family: str, lb, ub, pos=None) -> None:
-        f = self.lm.families[family]
-        idx = np.arange(f.offset, f.offset + f.size) if pos is None else f.offset + np.asarray(pos)
-        lb_a = np.broadcast_to(np.asarray(lb, float), idx.shape).copy()
-        ub_a = np.broadcast_to(np.asarray(ub, float), idx.shape).copy()
-        for i, lo, up in zip(idx.tolist(), lb_a.tolist(), ub_a.tolist(), strict=True):
-            self.h.changeRowBounds(i, lo, up)
 
 
 _STATUS = {
@@ -671,23 +667,3 @@ def family_dataarray(lm: LinearModel, info: SolveInfo, name: str, dim: str, coor
         long_name = long_name or f.long_name or name
     return xr.DataArray(np.array(data), dims=(dim,), coords={dim: coord},
                         attrs={"units": units, "long_name": long_name})
-
-
-def var_to_dataarray(var: pyo.Var, dim: str, coord, units: str, long_name: str) -> xr.DataArray:
-    """Any Pyomo indexed Var (one-dimensional, ordered like `coord`) as a DataArray, from its values."""
-    vals = np.fromiter((np.nan if v.value is None else v.value for v in var.values()), float, len(var))
-    return xr.DataArray(vals, dims=(dim,), coords={dim: coord}, attrs={"units": units, "long_name": long_name})
-
-
-def dual_to_dataarray(model: pyo.ConcreteModel, con: pyo.Constraint, dim: str, coord, units: str,
-                      long_name: str) -> xr.DataArray:
-    """Duals of a Pyomo indexed Constraint from the model's `dual` Suffix (when a Pyomo solver filled it)."""
-    d = model.dual
-    vals = np.fromiter((d.get(c, np.nan) for c in con.values()), float, len(con))
-    return xr.DataArray(vals, dims=(dim,), coords={dim: coord}, attrs={"units": units, "long_name": long_name})
-
-
-def to_dataset(arrays: dict[str, xr.DataArray], attrs: dict | None = None) -> xr.Dataset:
-    ds = xr.Dataset(arrays)
-    ds.attrs.update(attrs or {})
-    return ds

@@ -690,12 +690,7 @@ class DispatchSession:
     def set_grid_import_max(self, grid_import_max_kw) -> None:
         cap = self.inputs.arr(grid_import_max_kw)
         self.inputs = replace(self.inputs, grid_import_max_kw=cap)
-        f = self.lm.families["grid_import_limit"]
-        f.ub = cap.copy()
-        if self.lm.handle is not None:
-            idx = np.arange(f.offset, f.offset + f.size, dtype=np.int32)
-            self.lm.handle.h.changeRowsBounds(len(idx), idx, f.lb.copy(), f.ub.copy())
-        self.lm._add_pyomo_constraint(f)
+        self.lm.set_row_bounds("grid_import_limit", self.lm.families["grid_import_limit"].lb, cap)
         self._changed.add("bounds")
 
     def resolve_options(self) -> dict:
