@@ -271,15 +271,21 @@ def check_scenario(sc: Scenario, file: str = "<scenario>") -> None:
                                         f"{layout.site.name!r}; expected an equipment id such as {layout.equip.ids[0]!r}"))
             elif ev.units is not None and ev.units > layout.equip.model[layout.index[ev.component]].count:
                 m = layout.equip.model[layout.index[ev.component]]
-                problems.append(Problem(file, f"events[{i}].units", f"{ev.units} units out but {ev.component} has {m.count}"))
+                problems.append(Problem(file, f"events[{i}].units", f"{ev.units} units out but {ev.component} has "
+                                        f"{m.count}; expected at most {m.count} (or no units: the whole component)"))
         if ev.kind in ("job_start", "job_end") and ev.job not in names:
             problems.append(Problem(file, f"events[{i}].job", f"unknown job {ev.job!r}; expected one of {sorted(names)}"))
         if getattr(ev, "start_h", 0.0) >= sc.hours or getattr(ev, "at_h", 0.0) > sc.hours:
-            problems.append(Problem(file, f"events[{i}]", f"starts after the end of the {sc.hours:g} h span"))
+            at_h = getattr(ev, "start_h", None)
+            at_h = ev.at_h if at_h is None else at_h
+            problems.append(Problem(file, f"events[{i}]", f"{ev.kind} at {at_h:g} h starts after the end of the "
+                                    f"{sc.hours:g} h span; expected a time within the span"))
     if isinstance(sc.setpoints.t_supply_c, dict):
         for lp in sc.setpoints.t_supply_c:
             if lp not in layout.index or layout.equip.kind[layout.index[lp]] != "facility_loop":
-                problems.append(Problem(file, f"setpoints.t_supply_c.{lp}", "expected the id of a facility loop"))
+                loops = [e for e, k in zip(layout.equip.ids, layout.equip.kind, strict=True) if k == "facility_loop"]
+                problems.append(Problem(file, f"setpoints.t_supply_c.{lp}", f"{lp!r} is not a facility loop of site "
+                                        f"{layout.site.name!r}; expected one of: {', '.join(loops)}"))
     if problems:
         raise InputError(problems)
     from twin.weather import load_weather
