@@ -102,11 +102,16 @@ def build_capping(inp: CappingInputs) -> pyo.ConcreteModel:
     define_power_limits(lm, inp)
     gpus = np.array([j.gpus for j in inp.jobs], float)
     w = np.array([j.weight for j in inp.jobs])
-    lm.add_cost("throughput", -w * gpus / max(gpus.max(), 1.0))  # scaled: GPU-equivalents / largest job
-    lm._scale = max(gpus.max(), 1.0)
+    lm.add_cost("throughput", -w * gpus / _objective_scale(inp))
     lm.finish("useful_throughput")
     lm.build_s = time.perf_counter() - t0
     return lm.model
+
+
+def _objective_scale(inp: CappingInputs) -> float:
+    """GPU-equivalents per unit of objective: the largest job, so objective coefficients stay near 1
+    whatever the site's size (HiGHS tolerances are absolute)."""
+    return max(max(j.gpus for j in inp.jobs), 1.0)
 
 
 def define_throughput_curves(lm: LinearModel, curves: list[ThroughputCurve]) -> None:
@@ -217,14 +222,14 @@ def extract_capping(inp: CappingInputs, lm: LinearModel, info: SolveInfo) -> xr.
         **info.as_attrs(),
     }
     if "site_power_limit" in lm.families and info.row_dual is not None:
-        d = -float(lm.dual(info, "site_power_limit")[0]) * lm._scale
+        d = -float(lm.dual(info, "site_power_limit")[0]) * _objective_scale(inp)
         attrs["marginal_throughput_gpu_eq_per_mw"] = d * 1000.0
         attrs["site_limit_binding"] = int(abs(lm.activity(info, "site_power_limit")[0] -
                                               (inp.p_site_max_kw - inp.p_fixed_kw)) < 1e-6 * max(1.0, inp.p_site_max_kw))
     if "feeder_power_limit" in lm.families and info.row_dual is not None:
         ds = ds.assign_coords(feeder=[f.name for f in inp.feeders])
         ds["marginal_throughput_gpu_eq_per_mw_feeder"] = (
-            "feeder", -lm.dual(info, "feeder_power_limit") * lm._scale * 1000.0,
+            "feeder", -lm.dual(info, "feeder_power_limit") * _objective_scale(inp) * 1000.0,
             {"units": "GPU-equivalent/MW", "long_name": "marginal throughput of 1 MW more feeder limit (dual)"})
     ds.attrs.update(attrs)
     return ds

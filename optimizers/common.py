@@ -167,6 +167,9 @@ class LinearModel:
         self._vardata: list = []
         self.build_s = 0.0  # builders add their own wall time here
         self.handle: HighsHandle | None = None  # persistent HiGHS instance, when one is kept
+        self._objective_name = "total_cost"
+        self._pyomo_objective_stale = False  # cost changed since the Pyomo objective was written
+        self._elastic: dict[str, tuple[str, np.ndarray]] = {}  # slack family -> (row family, its rows)
 
     # ---- declaration
     @property
@@ -259,7 +262,7 @@ class LinearModel:
             self.sync_pyomo_objective()
 
     def sync_pyomo_objective(self) -> None:
-        name = getattr(self, "_objective_name", "total_cost")
+        name = self._objective_name
         nz = np.flatnonzero(self.cost)
         expr = LinearExpression(constant=float(self.cost_offset), linear_coefs=self.cost[nz].tolist(),
                                 linear_vars=[self._vardata[i] for i in nz])
@@ -305,7 +308,7 @@ class LinearModel:
 
             self.model.del_component(fam.name)
             self.model.add_component(fam.name, pyo.Constraint(range(fam.size), rule=rule, doc=fam.long_name))
-        if getattr(self, "_pyomo_objective_stale", False):
+        if self._pyomo_objective_stale:
             self.sync_pyomo_objective()
 
     # ---- matrix
@@ -587,7 +590,7 @@ def add_elastic(lm: LinearModel, penalties: dict[str, float]) -> None:
             f.cols = np.concatenate([f.cols, vf.cols])
             f.vals = np.concatenate([f.vals, np.full(rows.size, sign)])
             lm.add_cost(sname, penalty)
-            lm._elastic = getattr(lm, "_elastic", {}) | {sname: (name, rows)}
+            lm._elastic[sname] = (name, rows)
         lm._add_pyomo_constraint(f)
     lm.handle = None
     lm._pyomo_objective_stale = True
@@ -597,7 +600,7 @@ def violations(lm: LinearModel, info: SolveInfo, describers: dict[str, Describer
                ) -> list[Violation]:
     """Slack left in each elastic family after an elastic solve, described in words."""
     out: dict[str, list] = {}
-    for sname, (fam, rows) in getattr(lm, "_elastic", {}).items():
+    for sname, (fam, rows) in lm._elastic.items():
         s = lm.value(info, sname)
         hit = s > tol * max(1.0, float(np.abs(lm.families[fam].ub[np.isfinite(lm.families[fam].ub)]).max(initial=1.0)))
         if hit.any():
