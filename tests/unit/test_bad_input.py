@@ -276,6 +276,22 @@ CASES = [
         ["water-cooled chiller 'ch' has no cooled_by", "cooling tower or dry cooler"],
     ),
     (
+        "nodes-on-storage-racks",
+        lambda d: d["halls"][0]["racks"][1].__setitem__("nodes", 4),
+        "halls[0].racks[1]",
+        ["nodes is only for GPU racks, and storage-rack-nvme is a storage rack", "expected no nodes"],
+    ),
+    (
+        "ups-curve-lengths-differ",
+        lambda d: d["halls"][0]["distribution"].insert(
+            1,
+            {"kind": "ups", "p_unit_max_kw": 3000, "load_pu": [0.25, 0.5, 1.0], "efficiency_pu": [0.95, 0.97],
+             "source": "test", "confidence": "assumed"},
+        ),
+        "halls[0].distribution[1]",
+        ["load_pu has 3 points and efficiency_pu 2", "expected one efficiency per load point"],
+    ),
+    (
         "unknown-climate",
         lambda d: d["location"].__setitem__("climate", "atlantis"),
         "location.climate",
@@ -302,7 +318,18 @@ def test_at_least_twelve_kinds():
 
 
 def test_tiny_itself_is_valid():
-    load_site(sites_dir() / "tiny.yaml")
+    """The base of every case is clean, and is the site the comments above describe."""
+    from twin.layout import expand
+    from twin.validate import validate_site
+
+    site = load_site(sites_dir() / "tiny.yaml")
+    layout = expand(site)
+    assert validate_site(site, "tiny.yaml", layout) == []
+    assert [c.id for c in site.components] == ["grid", "swgr", "loop", "dry"]  # GRID, SWGR, LOOP, DRY
+    assert layout.n_gpus == 6 * 8 * 8  # 6 GPU racks x 8 servers x 8 GPUs
+    assert len(layout.racks) == 8
+    # 6 x 82.6 + 2 x 25.8 = 547.2 kW of rack nameplate, the figure the capacity cases are built around
+    assert float(layout.racks.p_max_kw.sum()) == pytest.approx(547.2)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

@@ -159,9 +159,10 @@ class CurveStage(Conversion):
     @model_validator(mode="after")
     def _curve(self):
         if len(self.load_pu) != len(self.efficiency_pu):
-            raise ValueError("load_pu and efficiency_pu must have the same length")
+            raise ValueError(f"load_pu has {len(self.load_pu)} points and efficiency_pu {len(self.efficiency_pu)}; "
+                             "expected one efficiency per load point")
         if any(b <= a for a, b in zip(self.load_pu, self.load_pu[1:], strict=False)):
-            raise ValueError("load_pu must be strictly increasing")
+            raise ValueError(f"load_pu {list(self.load_pu)} is not strictly increasing; expected rising load points")
         return self
 
     @property

@@ -49,7 +49,8 @@ class RackGroup(Provenance):
         per_rack = int(self.rack.nodes_per_rack)
         if self.nodes is not None:
             if self.rack.role != "gpu":
-                raise ValueError("nodes is only for GPU racks")
+                raise ValueError(f"nodes is only for GPU racks, and {self.type} is a {self.rack.role} rack; "
+                                 "expected no nodes (racks are counted by count)")
             need = -(-self.nodes // per_rack)
             if need != self.count:
                 raise ValueError(
