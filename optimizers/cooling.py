@@ -290,13 +290,13 @@ def build_cooling(inp: CoolingInputs, co: Coefficients, allowed: np.ndarray | No
     return lm.model
 
 
-def fan_kw(p_fan_unit: float, q_kw: np.ndarray, q_unit: float, n: np.ndarray) -> np.ndarray:
+def fan_kw(p_fan_unit_kw: float, q_kw: np.ndarray, q_unit_kw: float, n: np.ndarray) -> np.ndarray:
     """Condenser fans of n running chillers sharing q_kw: n * p_fan * speed^3, speed = q / (n q_unit)
     (at least FAN_SPEED_MIN_PU), as in the simulator."""
     n = np.asarray(n, float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        spd = np.clip(np.where(n > 0, q_kw / (np.maximum(n, 1.0) * q_unit), 0.0), FAN_SPEED_MIN_PU, 1.0)
-    return np.where(n > 0, n * p_fan_unit * spd**3, 0.0)
+        speed_pu = np.clip(np.where(n > 0, q_kw / (np.maximum(n, 1.0) * q_unit_kw), 0.0), FAN_SPEED_MIN_PU, 1.0)
+    return np.where(n > 0, n * p_fan_unit_kw * speed_pu**3, 0.0)
 
 
 MAX_FAN_LINES = 12
