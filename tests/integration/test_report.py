@@ -113,6 +113,16 @@ def test_load_duration_curve_is_the_sorted_profile(week, rep):
     assert x[-1] == pytest.approx(100.0) and np.all(np.diff(x) > 0)
 
 
+def test_ramp_histogram_is_the_kpi_ramp_distribution(week, rep):
+    ds, _ = week
+    k = ds.twin.kpis()
+    x = np.asarray(rep.figures["fig-ramps"].data[0].x, float)
+    # hourly steps: each ramp is the hour-to-hour change scaled to MW/min, by hand
+    np.testing.assert_allclose(x, np.diff(ds["p_facility_kw"].values / 1000.0) / 60.0, rtol=1e-12)
+    assert x.max() == pytest.approx(k["ramp_up_max_mw_min"], rel=1e-12)
+    assert -x.min() == pytest.approx(k["ramp_down_max_mw_min"], rel=1e-12)
+
+
 def test_energy_balances_and_months_add_up(week, rep):
     ds, _ = week
     k = ds.twin.kpis()

@@ -100,3 +100,19 @@ def test_bad_series_raise():
         ramp_rates(np.ones((2, 2)), 1.0)
     with pytest.raises(ValueError):
         peak_demand_kw(np.ones(10), 0.0)
+
+
+def test_minute_ramps_by_hand_and_the_kpi_is_their_extreme():
+    from twin.kpi.signal import minute_ramps_mw_min
+
+    # 1 MW/s up for 120 s, then flat for 60 s, at 1 s steps: 60 s differences are 60 MW/min while the rise
+    # fills the window, falling linearly to 0 as the window slides onto the flat part
+    p_kw = np.r_[np.arange(121) * 1000.0, np.full(60, 120_000.0)]
+    m = minute_ramps_mw_min(p_kw, 1.0)
+    assert len(m) == len(p_kw) - 60
+    np.testing.assert_allclose(m[:61], 60.0)
+    np.testing.assert_allclose(m[61:121], 60.0 - np.arange(1, 61))
+    r = ramp_rates(p_kw, 1.0)
+    assert r["ramp_up_max_mw_min"] == pytest.approx(m.max()) and r["ramp_down_max_mw_min"] == 0.0
+    # a series shorter than a minute holds no minute ramp
+    np.testing.assert_array_equal(minute_ramps_mw_min(np.arange(30.0), 1.0), [0.0])

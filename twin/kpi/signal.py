@@ -27,9 +27,7 @@ def ramp_rates(p_kw, dt_s: float) -> dict[str, float]:
     for coarser steps the native difference is scaled to MW/min)."""
     p = _series(p_kw, dt_s) / 1000.0
     step = np.diff(p) / dt_s
-    lag = max(1, int(round(60.0 / dt_s))) if dt_s <= 60.0 else 1
-    span_min = lag * dt_s / 60.0
-    minute = (p[lag:] - p[:-lag]) / span_min if len(p) > lag else np.array([0.0])
+    minute = minute_ramps_mw_min(p_kw, dt_s)
     out = {
         "ramp_up_max_mw_s": float(max(0.0, step.max())),
         "ramp_down_max_mw_s": float(max(0.0, -step.min())),
@@ -40,6 +38,27 @@ def ramp_rates(p_kw, dt_s: float) -> dict[str, float]:
         out[f"ramp_abs_p{q}_mw_s"] = float(np.percentile(np.abs(step), q))
         out[f"ramp_abs_p{q}_mw_min"] = float(np.percentile(np.abs(minute), q))
     return out
+
+
+def minute_ramps_mw_min(p_kw, dt_s: float) -> np.ndarray:
+    """The minute-scale ramps of `ramp_rates`, MW/min: 60 s rolling differences when dt_s <= 60 s (to the nearest
+    sample), else the native difference scaled to MW/min; one zero for a series shorter than the lag (nothing
+    ramps within it). The report's ramp histogram uses this too, so it shows the KPI's own distribution."""
+    if not dt_s > 0:
+        raise ValueError(f"dt_s must be positive, got {dt_s}")
+    p = np.asarray(p_kw, dtype=np.float64) / 1000.0
+    lag = max(1, int(round(60.0 / dt_s))) if dt_s <= 60.0 else 1
+    if p.ndim != 1 or len(p) <= lag:
+        return np.zeros(1)
+    return (p[lag:] - p[:-lag]) / (lag * dt_s / 60.0)
+
+
+def welch_psd_mw2_hz(p_kw, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Welch power spectral density of the linearly detrended series in MW^2/Hz (Hann windows of up to 600 s,
+    half overlap): the estimator behind `band_energy` and the report's swing spectrum."""
+    p = _series(p_kw, dt_s) / 1000.0
+    nperseg = int(min(len(p), max(16, round(600.0 / dt_s))))
+    return welch(p, fs=1.0 / dt_s, window="hann", nperseg=nperseg, detrend="linear", scaling="density")
 
 
 def block_means_kw(p_kw, dt_s: float, window_s: float = 900.0, t0_s: float = 0.0) -> np.ndarray:
@@ -75,9 +94,7 @@ def band_energy(p_kw, dt_s: float, bands=BANDS_HZ) -> dict[tuple[float, float], 
     lies at or above the Nyquist frequency 1/(2 dt_s) cannot be seen at this step and returns NaN; a band
     that straddles Nyquist is integrated up to Nyquist only. A band narrower than the frequency resolution
     (1 / segment length) may hold no bin and returns 0."""
-    p = _series(p_kw, dt_s) / 1000.0
-    nperseg = int(min(len(p), max(16, round(600.0 / dt_s))))
-    f, psd = welch(p, fs=1.0 / dt_s, window="hann", nperseg=nperseg, detrend="linear", scaling="density")
+    f, psd = welch_psd_mw2_hz(p_kw, dt_s)
     df = f[1] - f[0]
     nyquist = 0.5 / dt_s
     out = {}

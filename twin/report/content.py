@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.signal import detrend, welch
+from scipy.signal import detrend
 
 from twin.kpi import signal
 
@@ -16,11 +16,6 @@ MW = 1000.0
 
 def step_s(ds: xr.Dataset) -> float:
     return float(ds.attrs.get("step_s", 3600.0))
-
-
-def t0_s(ds: xr.Dataset) -> float:
-    t0 = pd.Timestamp(ds["time"].values[0])
-    return (t0 - t0.normalize()).total_seconds()
 
 
 def profile_mw(ds: xr.Dataset) -> pd.DataFrame:
@@ -65,14 +60,10 @@ def load_duration_curve(ds: xr.Dataset, max_points: int = 20000) -> tuple[np.nda
 
 
 def minute_ramps_mw_min(ds: xr.Dataset, column: str = "p_facility_kw") -> np.ndarray:
-    """The minute-scale ramps of twin.kpi.signal.ramp_rates: 60 s rolling differences (steps <= 60 s),
-    else the native difference scaled to MW/min."""
-    dt = step_s(ds)
-    p = (ds[column].values if column != "grid" else ds["p_source_kw"].sel(source="grid").values) / MW
-    lag = max(1, int(round(60.0 / dt))) if dt <= 60.0 else 1
-    if len(p) <= lag:
-        return np.zeros(1)
-    return (p[lag:] - p[:-lag]) / (lag * dt / 60.0)
+    """The minute-scale ramps of twin.kpi.signal.ramp_rates (signal.minute_ramps_mw_min) of a column, or of
+    the grid import (column="grid")."""
+    p_kw = ds[column].values if column != "grid" else ds["p_source_kw"].sel(source="grid").values
+    return signal.minute_ramps_mw_min(p_kw, step_s(ds))
 
 
 def spectrum(ds: xr.Dataset) -> dict | None:
@@ -84,8 +75,7 @@ def spectrum(ds: xr.Dataset) -> dict | None:
         return None
     p = ds["p_facility_kw"].values.astype(np.float64)
     pm = p / MW
-    nperseg = int(min(len(pm), max(16, round(600.0 / dt))))
-    f, psd = welch(pm, fs=1.0 / dt, window="hann", nperseg=nperseg, detrend="linear", scaling="density")
+    f, psd = signal.welch_psd_mw2_hz(p, dt)
     bands = signal.band_energy(p, dt)
     return {"f_hz": f[1:], "psd_mw2_hz": psd[1:], "bands": bands, "nyquist_hz": nyquist,
             "variance_mw2": float(np.var(detrend(pm, type="linear")))}
