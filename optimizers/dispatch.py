@@ -309,7 +309,6 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
         lm.rows("demand_peak", n, [("peak_grid_import_kw", None, midx, 1.0), ("grid_import_kw", None, None, -1.0)],
                 lb=0.0, long_name="monthly peak covers grid import")
         lm.add_cost("peak_grid_import_kw", inp.demand_charge_usd_kw_month * demand_months_weight)
-        lm._months = months
 
     # ---- turbines: output range and aggregated commitment
     lm.rows("turbine_output_max", n, [("turbine_p_kw", None, None, 1.0), ("turbines_online", None, None, -g.p_max_kw)],
