@@ -78,6 +78,27 @@ def test_list_shows_every_site_with_gpus():
         assert name in result.stdout
     assert "100,000" in _row(result.stdout, "colossus-1")
     assert "384" in _row(result.stdout, "tiny")
+    for name in site_names():  # every shipped site validates (test_sites), and list says so
+        assert "valid" in _row(result.stdout, name) and "problem" not in _row(result.stdout, name)
+
+
+def test_list_marks_an_invalid_site(tmp_path, monkeypatch):
+    """A site that parses but fails validation keeps its GPU count and shows its number of problems."""
+    import shutil
+
+    import twin.site
+
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    shutil.copy(twin.site.sites_dir() / "tiny.yaml", sites / "tiny.yaml")
+    broken = (sites / "tiny.yaml").read_text().replace("p_unit_max_kw: 1500", "p_unit_max_kw: 100")
+    (sites / "short.yaml").write_text(broken.replace("name: tiny", "name: short"))
+    monkeypatch.setattr(twin.site, "sites_dir", lambda: sites)
+    result = runner.invoke(app, ["site", "list"])
+    assert result.exit_code == 0, result.output
+    row = _row(result.stdout, "short")
+    assert "384" in row and "1 problem(s)" in row  # sources short of the 674 kW nameplate
+    assert "valid" in _row(result.stdout, "tiny")
 
 
 @pytest.mark.parametrize("fmt", ["json", "graphml"])

@@ -40,22 +40,28 @@ def _load(name_or_path: str, validate: bool = True):
 
 @site_app.command("list")
 def list_sites() -> None:
-    """Sites shipped in sites/: name, GPUs and a short description."""
+    """Sites shipped in sites/: name, GPUs, whether it validates, and a short description."""
     from rich.table import Table
 
     from twin.errors import InputError
-    from twin.site import site_names
+    from twin.site import site_names, site_path
+    from twin.validate import validate_site
 
     table = Table(title="Sites", title_justify="left")
     table.add_column("name", style="bold")
     table.add_column("GPUs", justify="right")
+    table.add_column("status")
     table.add_column("description")
     for name in site_names():
+        # A site that parses but fails validation still shows its size; `twin site validate` lists why.
         try:
             site, layout = _load(name, validate=False)
-            table.add_row(name, f"{layout.n_gpus:,}", site.description)
         except InputError as exc:
-            table.add_row(name, "-", f"[red]invalid: {len(exc.problems)} problem(s)[/]")
+            table.add_row(name, "-", f"[red]{len(exc.problems)} problem(s)[/]", "")
+            continue
+        n_problems = len(validate_site(site, str(site_path(name)), layout))
+        status = "valid" if not n_problems else f"[red]{n_problems} problem(s)[/]"
+        table.add_row(name, f"{layout.n_gpus:,}", status, site.description)
     _console().print(table)
 
 
