@@ -114,6 +114,15 @@ def test_infeasible_names_grid_cap_and_shortfall():
     assert e.value.details["grid_import_limit"]["amount"] == [pytest.approx(37e3)]
 
 
+def test_time_limit_without_a_solution_is_not_called_infeasible():
+    # a feasible week (test_rolling_horizon... solves it) given no time: HiGHS stops before any solution,
+    # which proves nothing; the message must say so and not blame a limit
+    with pytest.raises(InfeasibleError) as e:
+        solve_dispatch(_week(72), time_limit_s=0.0)
+    assert e.value.details == {"status": "time_limit"}
+    assert "within the 0 s time limit" in str(e.value) and "does not mean none exists" in str(e.value)
+
+
 def test_load_reduction_reserve_holds_battery_back():
     # 20 MW battery, 30 MW commitment of which 10 MW by load capping: the battery must keep 20 MW of
     # discharge headroom, so it cannot discharge in the expensive hour (it could without the commitment).
