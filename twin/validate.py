@@ -41,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from twin.errors import Problem
-from twin.layout import ROLES, SiteLayout, expand
+from twin.layout import SiteLayout, expand
 from twin.paths import data_dir
 from twin.schema.components import (
     CONVERSION_KINDS,
@@ -1035,5 +1035,4 @@ __all__ = [
     "heat_served_kw",
     "site_nameplate_kw",
     "validate_site",
-    "ROLES",
 ]
