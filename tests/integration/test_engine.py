@@ -48,6 +48,21 @@ def _check_units(ds):
             assert v.attrs["units"] == UNIT_OF_SUFFIX[suffix], (name, v.attrs["units"])
 
 
+def _check_battery_energy(ds):
+    """The battery's stored energy changes by what it delivers over the discharge efficiency, or takes in
+    times the charge efficiency (round-trip loss split evenly), at every step."""
+    from twin.schema.components import Battery
+    from twin.sim.engine import site_layout
+
+    bats = [c for c in site_layout("colossus-1").site.components if isinstance(c, Battery)]
+    eta = float(np.sqrt(bats[0].efficiency_roundtrip_pu))
+    b = ds.p_source_kw.sel(source="battery").values
+    dt_h = ds.attrs["step_s"] / 3600.0
+    d_soc = np.diff(ds.battery_soc_kwh.values)
+    np.testing.assert_allclose(d_soc, -np.where(b > 0, b / eta, b * eta)[1:] * dt_h, rtol=1e-9, atol=1e-6)
+    assert np.abs(b).max() > 0  # the battery works in these runs
+
+
 def _block_mean(x, k):
     return x if k == 1 else x.reshape(-1, k).mean(axis=1)
 
@@ -79,6 +94,7 @@ def test_conservation_hourly_with_events():
     ds = twin.simulate(None, sc)
     _check_conservation(ds)
     _check_heat_and_water(ds)  # with racks stranded: their pumps and fans heat no water
+    _check_battery_energy(ds)
     _check_units(ds)
     # the transformer's racks are stranded during its outage only
     stranded = ds.stranded_gpus.values
@@ -107,6 +123,7 @@ def test_conservation_subsecond():
     ds = twin.simulate(None, sc)
     _check_conservation(ds)
     _check_heat_and_water(ds)
+    _check_battery_energy(ds)
     _check_units(ds)  # per-rack variables of a sub-second run sit on time_rack (1-minute blocks)
     assert ds.attrs["rack_step_s"] == 60.0 and ds.q_liquid_kw.dims == ("time_rack", "rack")
     assert ds.sizes["time"] == 3600 and ds.p_rack_kw.dims == ("time_rack", "rack")
