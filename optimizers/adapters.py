@@ -74,6 +74,18 @@ def grid_cap_kw(sc, layout: SiteLayout, time: np.ndarray) -> np.ndarray:
     return cap
 
 
+def price_usd_kwh(ds: xr.Dataset, time: np.ndarray, costs=None, hourly_means: bool = True) -> np.ndarray:
+    """Energy price on `time`: the simulation's own (hourly means unless `hourly_means=False`), or, where the
+    run carries none or has gaps, the data/costs.yaml tariff for the whole horizon (one price basis)."""
+    from optimizers.costs import load_costs
+
+    if "price_usd_kwh" in ds:
+        price = hourly(ds, "price_usd_kwh") if hourly_means else np.asarray(ds["price_usd_kwh"].values, float)
+        if not np.isnan(price).any():
+            return price
+    return (costs or load_costs()).tariff_tva_tou_proxy.price_usd_kwh(time)
+
+
 # ------------------------------------------------------------------------------------------- dispatch
 
 
@@ -89,9 +101,7 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
     layout = layout_of(sc)
     time = hourly_time(ds)
     load = hourly(ds, "p_facility_kw")
-    price = hourly(ds, "price_usd_kwh") if "price_usd_kwh" in ds else costs.tariff_tva_tou_proxy.price_usd_kwh(time)
-    if np.isnan(price).any():
-        price = costs.tariff_tva_tou_proxy.price_usd_kwh(time)
+    price = price_usd_kwh(ds, time, costs)
     gts = [c for c in layout.site.components if isinstance(c, GasTurbine)]
     bats = [c for c in layout.site.components if isinstance(c, BatteryC)]
     tc = costs.turbine_smt130
@@ -112,13 +122,11 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
                              nox_kg_per_mmbtu=tc.nox_kg_per_mmbtu)
     if bats:
         b = bats[0]
-        bc = costs.battery_megapack
         soc0 = sc.initial_state.battery_soc_pu
         battery = Battery(p_max_kw=sum(x.p_max_kw for x in bats), e_max_kwh=sum(x.e_max_kwh for x in bats),
                           efficiency_roundtrip_pu=b.efficiency_roundtrip_pu, soc_min_pu=b.soc_min_pu,
                           soc_max_pu=b.soc_max_pu,
                           soc_initial_pu=float(np.clip(soc0 if soc0 is not None else 0.5, b.soc_min_pu, b.soc_max_pu)))
-        del bc
     else:
         battery = Battery(p_max_kw=0.0, e_max_kwh=0.0, soc_initial_pu=0.0)
     ramp = sc.limits.grid_ramp_max_kw_min
@@ -170,12 +178,8 @@ def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, hourly_steps: bool = 
         k = int(round(3600.0 / step_s))
         kw.update(load_kw=hourly(ds, "p_bus_kw"), grid_import_max_kw=cap[: inp.n * k].reshape(inp.n, k).min(axis=1))
     elif step_s < 3600.0 - 1e-9:
-        from optimizers.costs import load_costs
-
         time = np.asarray(ds["time"].values).astype("datetime64[ns]")
-        price = np.asarray(ds["price_usd_kwh"].values, float) if "price_usd_kwh" in ds else np.full(len(time), np.nan)
-        if np.isnan(price).any():
-            price = (costs or load_costs()).tariff_tva_tou_proxy.price_usd_kwh(time)
+        price = price_usd_kwh(ds, time, costs, hourly_means=False)
         kw.update(time=time.astype("datetime64[s]"), dt_h=step_s / 3600.0, load_kw=np.asarray(ds["p_bus_kw"].values, float),
                   price_usd_kwh=price, grid_import_max_kw=cap)
     else:
@@ -416,7 +420,7 @@ def cooling_inputs(sc, ds: xr.Dataset, options=None):
         opt = replace(opt, t_fixed_c=float(t_set))
     return CoolingInputs(layout=layout, time=time, q_liquid_kw=hourly(ds, "q_liquid_kw"), q_air_kw=hourly(ds, "q_air_kw"),
                          t_dry_c=hourly(ds, "t_dry_c"), t_wet_c=hourly(ds, "t_wet_c"),
-                         price_usd_kwh=np.nan_to_num(hourly(ds, "price_usd_kwh"), nan=0.07), options=opt)
+                         price_usd_kwh=price_usd_kwh(ds, time), options=opt)
 
 
 def capping_cross_check(sc, ds_sim: xr.Dataset, hour, ds_cap: xr.Dataset) -> dict:
