@@ -35,8 +35,9 @@ class Catalog:
     def raw(self, kind: str, name: str) -> dict[str, Any]:
         return self.entries[kind][name]
 
-    def has(self, kind: str, name: str) -> bool:
-        return name in self.entries.get(kind, {})
+    def has(self, kind: str, name) -> bool:
+        # A YAML list or mapping where a type name belongs is unhashable: it is simply not a known type.
+        return isinstance(name, str) and name in self.entries.get(kind, {})
 
     def get(self, kind: str, name: str):
         """The validated model of one catalog entry."""

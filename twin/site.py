@@ -158,7 +158,7 @@ def _parts(data, catalog, file, problems) -> dict:
     parts: dict[str, dict[str, Any]] = {k: {} for k in Parts.model_fields}
 
     def need(kind, name, where):
-        if name is None or name in parts[kind]:
+        if name is None or (isinstance(name, str) and name in parts[kind]):
             return
         if not catalog.has(kind, name):
             problems.append(_unknown_type(catalog, kind, name, file, where))

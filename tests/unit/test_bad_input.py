@@ -118,6 +118,12 @@ CASES = [
         ["unknown catalog type 'mv-swgr-99kv' for kind switchgear", "expected one of: mv-swgr-13.8kv-3000a"],
     ),
     (
+        "type-as-a-list",  # YAML `type: [mv-swgr-13.8kv-3000a]`: once a traceback (unhashable list)
+        lambda d: _comp(d, SWGR).__setitem__("type", ["mv-swgr-13.8kv-3000a"]),
+        "components[1].type",
+        ["unknown catalog type ['mv-swgr-13.8kv-3000a'] for kind switchgear", "expected one of"],
+    ),
+    (
         "unknown-rack-type",
         lambda d: d["halls"][0]["racks"][0].__setitem__("type", "gpu-rack-h1000"),
         "halls[0].racks[0].type",
