@@ -166,6 +166,21 @@ def test_inference_noise_has_asked_std_when_resolved():
     assert np.std(out.p_gpu_w[0]) / TDP_W == pytest.approx(0.05, rel=0.08)
 
 
+def test_inference_noise_is_the_same_in_any_window():
+    """A window of the scenario clock (a live clock runs consecutive windows) sees the whole run's noise,
+    not the noise of the run's first hours again."""
+    job = InferenceJob(name="chat", gpus=100, daily_amplitude_pu=0.0, noise_pu=0.05, noise_tau_s=60.0)
+    t = np.arange(7200) * 1.0  # two hours at 1 s
+    whole = run([job], t).p_gpu_w[0]
+    second = run([job], t[3600:]).p_gpu_w[0]
+    np.testing.assert_allclose(second, whole[3600:], rtol=1e-5)
+    assert np.abs(whole[3600:] - whole[:3600]).max() > 0.02 * TDP_W  # the second hour is not the first again
+    # at 0.1 s, resolved: a window starting mid-run joins the whole run too
+    fine = run([job], HOUR[:12000], resolve=True).p_gpu_w[0]
+    late = run([job], HOUR[6000:12000], resolve=True).p_gpu_w[0]
+    np.testing.assert_allclose(late[100:], fine[6100:], rtol=1e-4)  # after the 50 ms GPU lag's own start
+
+
 def test_envelope_brackets_mean_and_sees_idle_after_failures():
     job = TrainingJob(name="big", gpus=100_000, start_s=0.0)
     out = run([job], np.arange(200) * 3600.0)

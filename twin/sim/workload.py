@@ -25,6 +25,13 @@ from twin.schema.workload import InferenceJob, Job, Mitigations, TrainingJob
 
 GPU_POWER_LAG_S = 0.05  # first-order lag of the GPU power controller (assumed; only used when resolving)
 _CALLER = "twin.sim.workload.job_power_w"
+# Inference noise is drawn per step of the scenario clock, in fixed blocks, so any window of a run sees the
+# same noise as the whole run; its AR(1) filter starts NOISE_WARMUP_TAU time constants before the window
+# (memory e^-12 of the stationary start), at most NOISE_WARMUP_MAX_STEPS steps.
+NOISE_BLOCK_STEPS = 4096
+NOISE_WARMUP_TAU = 12.0
+NOISE_WARMUP_MAX_STEPS = 1_000_000
+_NOISE_INDEX_OFFSET = 1 << 40  # block numbers go negative in the warm-up before the scenario start
 
 
 @dataclass(frozen=True)
@@ -317,15 +324,28 @@ def _inference(jobs, edges, idle_pu, mit: Mitigations, t0_local_h: float):
     sigma_step = sigma * np.sqrt(2 * (x - 1 + np.exp(-x))) / x
     rho = np.exp(-x)
     noise = np.empty_like(w)
+    i0 = int(round(edges[0] / h_mean))  # the first step's number on the scenario clock
     for k, job in enumerate(jobs):  # per job: its own seeded stream; the AR(1) runs in C (lfilter)
-        eps = _rng(job.seed, job.name)[1].standard_normal(w.shape[1])
+        warm = int(min(np.ceil(NOISE_WARMUP_TAU / x[k, 0]), NOISE_WARMUP_MAX_STEPS))
+        eps = _normals_at(job, i0 - warm, w.shape[1] + warm)
         gain = float(np.sqrt(1 - rho[k, 0] ** 2))
-        noise[k] = lfilter([gain], [1.0, -rho[k, 0]], eps, zi=[eps[0] * (1.0 - gain)])[0]
+        noise[k] = lfilter([gain], [1.0, -rho[k, 0]], eps, zi=[eps[0] * (1.0 - gain)])[0][warm:]
     w = np.clip(w + sigma_step * noise, idle_pu[:, None], 1.0)
     w = _lift(w, mit.filler_load_pu, mit.gpu_power_floor_pu)
     lo = _lift(np.clip(w - 2 * sigma, idle_pu[:, None], 1.0), mit.filler_load_pu, mit.gpu_power_floor_pu)
     hi = np.clip(w + 2 * sigma, 0.0, 1.0)
     return w.astype(np.float32), lo.astype(np.float32), hi.astype(np.float32)
+
+
+def _normals_at(job, first: int, count: int) -> np.ndarray:
+    """Standard normals of steps first .. first + count - 1 of the scenario clock: one seeded stream per block
+    of NOISE_BLOCK_STEPS steps, so a step's value does not depend on where the simulated window starts."""
+    b0, b1 = first // NOISE_BLOCK_STEPS, (first + count - 1) // NOISE_BLOCK_STEPS
+    base = [job.seed & 0xFFFFFFFF, zlib.crc32(job.name.encode()), 2]
+    eps = np.concatenate([np.random.default_rng([*base, b + _NOISE_INDEX_OFFSET]).standard_normal(NOISE_BLOCK_STEPS)
+                          for b in range(b0, b1 + 1)])
+    off = first - b0 * NOISE_BLOCK_STEPS
+    return eps[off:off + count]
 
 
 # ---------------------------------------------------------------- GPU-level filters (resolved steps)
