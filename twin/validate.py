@@ -628,6 +628,16 @@ def check_ranges(layout: SiteLayout, file: str) -> list[Problem]:
         nodes_kw = rack.nodes_per_rack * (info.server.p_max_kw if info.server else 0.0)
         liquid = info.server.liquid_fraction_pu if info.server else 0.0
         air_kw = nodes_kw * (1 - liquid) + rack.p_it_max_kw
+        if info.cdu is None and liquid > 0:
+            # Cold plates need a CDU between them and facility water; a rear door takes only air heat.
+            problems.append(
+                Problem(
+                    file,
+                    key,
+                    f"server {rack.node_type} puts {liquid:g} of its heat into cold plates, but the rack has no "
+                    "cdu_type; expected a cdu_type (or a server with liquid_fraction_pu 0)",
+                )
+            )
         if info.cdu is not None:
             # Without a rear door, the rack's other IT (switch trays) is on the cold plates too.
             q_liquid = nodes_kw * liquid + (0.0 if info.rdhx is not None else rack.p_it_max_kw)

@@ -282,6 +282,12 @@ CASES = [
         ["water-cooled chiller 'ch' has no cooled_by", "cooling tower or dry cooler"],
     ),
     (
+        "liquid-cooled-servers-without-cdu",
+        lambda d: d["halls"][0]["racks"][0].update({"cdu_type": None, "rdhx_type": "active-rdhx-50kw"}),
+        "halls[0].racks[0]",
+        ["server hgx-h100-8gpu-lc puts 0.8 of its heat into cold plates", "expected a cdu_type"],
+    ),
+    (
         "nodes-on-storage-racks",
         lambda d: d["halls"][0]["racks"][1].__setitem__("nodes", 4),
         "halls[0].racks[1]",
