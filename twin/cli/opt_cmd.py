@@ -126,6 +126,11 @@ def _save(ds, sc, kind: str, summary: dict, no_save: bool) -> str | None:
 
 
 def _finish(con, title, rows, ds, sc, kind, no_save):
+    # a solve stopped by its time limit with an incumbent is usable but not proven optimal: say so
+    status = ds.attrs.get("solver_status")
+    if status is not None:
+        gap = ds.attrs.get("solver_mip_gap", 0.0)
+        rows = [*rows, ("solver status", status + (f" (MIP gap {gap:.2%})" if ds.attrs.get("solver_is_mip") else ""))]
     con.print(_table(title, rows))
     rid = _save(ds, sc, kind, dict(rows), no_save)
     if rid:
