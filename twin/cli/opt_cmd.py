@@ -171,8 +171,10 @@ def placement_cmd(
             _fail(exc)
         st.step("done")
     a = ds.attrs
+    r = layout.racks
+    gpus_per_node = np.array([g.server.gpus_per_node if g.server else 0 for g in layout.groups])[r.group]
     rows = [("jobs in queue", ds.sizes["job"]), ("jobs admitted", a["jobs_admitted"]), ("GPUs admitted", a["gpus_admitted"]),
-            ("GPUs free before", int(state.free_nodes[layout.racks.role == 0].sum()) * 8),
+            ("GPUs free before", int((state.free_nodes * gpus_per_node)[r.role == 0].sum())),
             ("value admitted (priority x GPU-h)", a["objective_value"]), ("value requested", a["value_requested"]),
             ("LP bound on value", a.get("relaxation_objective_value", float("nan"))),
             ("MIP gap", a["solver_mip_gap"]), ("smallest power headroom (pu)", a["min_headroom_pu"]),
