@@ -256,3 +256,30 @@ def test_grid_ramp_limit_with_battery():
     assert np.abs(np.diff(grid)).max() <= 10000 / 600 * 1.001
     assert k["grid_ramp_up_max_mw_min"] <= 10.0 * 1.001
     assert k["energy_battery_discharge_mwh"] > 0 and np.abs(np.diff(ds.p_bus_kw.values)).max() > 10000
+
+
+def test_every_shipped_scenario_loads_and_the_whatif_file_applies():
+    """Every scenario in scenarios/ loads and checks against its site (named after its file); the what-if file
+    applies to the heat-wave week as its comment says: the transformer's racks dark for 6 h, the grid held to
+    80 MW for 2 h, the heat wave still in force."""
+    from twin.whatif import whatif
+
+    files = sorted(SCEN.glob("*.yaml"))
+    cases = [p for p in files if not p.name.startswith("whatif-")]
+    assert len(cases) >= 5
+    for p in cases:
+        sc = twin.load_scenario(p)
+        assert sc.name == p.stem and sc.n_steps * sc.step_s == pytest.approx(sc.hours * 3600.0)
+    base = twin.load_scenario(SCEN / "colossus-1-heatwave.yaml")
+    res = whatif(base, file=SCEN / "whatif-tx-outage.yaml")
+    case, ref = res.case, res.base
+    tx_in = case.sel(equipment="hall-1-tx1").p_equipment_in_kw.values
+    assert tx_in[2:8].max() == 0.0 and tx_in[:2].min() > 0 and tx_in[8:].min() > 0
+    assert case.stranded_gpus.values[2:8].min() > 0 and case.stranded_gpus.values[8:].max() == 0
+    assert ref.stranded_gpus.values.max() == 0
+    grid = case.p_source_kw.sel(source="grid").values
+    assert grid[10:12].max() <= 80000 + 1e-6 < ref.p_source_kw.sel(source="grid").values[10:12].min()
+    _check_conservation(case)
+    np.testing.assert_allclose(case.t_dry_c.values, ref.t_dry_c.values)  # the heat wave is in both
+    assert (case.t_dry_c.values[48:120] - twin.simulate(None, _sc(start="2025-07-14T00:00", hours=168)).t_dry_c.values[48:120]
+            ).min() == pytest.approx(6.0)
