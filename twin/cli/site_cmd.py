@@ -70,7 +70,7 @@ def summary(site, layout) -> dict:
     import numpy as np
 
     from twin.layout import ROLES
-    from twin.schema.components import HEAT_REJECTION_KINDS
+    from twin.schema.components import HEAT_REJECTION_KINDS, SOURCE_KINDS
     from twin.validate import heat_served_kw
 
     r = layout.racks
@@ -125,9 +125,7 @@ def summary(site, layout) -> dict:
                 temps = sorted({layout.equip.model[i].t_supply_c for i in members})
                 row["t_supply_c"] = temps
             cooling.append(row)
-    sources = {
-        k: float(rating[layout.of_kind(k)].sum()) / 1000 for k in ("utility_feed", "gas_turbine", "battery")
-    }
+    sources = {k: float(rating[layout.of_kind(k)].sum()) / 1000 for k in SOURCE_KINDS}
     battery_mwh = float(sum(layout.equip.model[i].e_max_kwh for i in layout.of_kind("battery"))) / 1000
     is_gpu = r.role == ROLES.index("gpu")
     racks_by_role = {role: int((r.role == k).sum()) for k, role in enumerate(ROLES) if (r.role == k).any()}

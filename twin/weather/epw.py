@@ -163,7 +163,7 @@ def read_epw(path: str | Path) -> xr.Dataset:
     periods = next(csv.reader([header[7]]))
     steps_per_hour = int(_num(path, 8, "records_per_hour", periods[2])) if len(periods) > 2 else 1
     if not 1 <= steps_per_hour <= 60 or 60 % steps_per_hour:
-        _fail(path, "line 8, records_per_hour", f"found {steps_per_hour}, expected a divisor of 60")
+        _fail(path, "line 8, field records_per_hour", f"found {steps_per_hour}, expected a divisor of 60")
 
     body = body.rstrip("\n")
     if not body.strip():
