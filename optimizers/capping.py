@@ -167,8 +167,9 @@ def describers(inp: CappingInputs) -> dict:
         parts = []
         for p, a in zip(pos.tolist(), amt.tolist(), strict=True):
             f = inp.feeders[p]
-            parts.append(f"feeder {f.name} limit {f.p_max_kw:,.0f} kW is below its jobs at their lowest caps "
-                         f"({float((f.share * P) @ lo):,.0f} kW) plus {f.p_fixed_kw:,.0f} kW fixed: short by {a:,.1f} kW")
+            parts.append(f"feeder {f.name} limit of {_p(f.p_max_kw)} is below its jobs at their lowest caps "
+                         f"({_p(float((f.share * P) @ lo))}) plus {_p(f.p_fixed_kw)} of load that capping does not "
+                         f"touch: short by {_p(a)}")
         return "; ".join(parts)
 
     return {"site_power_limit": site, "feeder_power_limit": feeder}

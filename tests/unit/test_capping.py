@@ -82,6 +82,19 @@ def test_limit_below_the_floors_is_explained_with_the_shortfall():
     assert "site limit" in msg and "lowest caps" in msg and "short by 12.0 kW" in msg
 
 
+def test_feeder_limit_below_its_floors_is_explained_with_the_shortfall():
+    # job A alone under feeder bw1: floor 100 x 0.7 x 0.3 = 21 kW, plus 4 kW fixed, limit 20 kW -> short by 5 kW;
+    # the site limit (none) and job B are not to blame
+    inp = CappingInputs([CappingJob("A", 100, 0.7, A), CappingJob("B", 100, 0.7, B)], p_site_max_kw=None,
+                        feeders=[FeederLimit("bw1", 20.0, np.array([1.0, 0.0]), p_fixed_kw=4.0)])
+    with pytest.raises(InfeasibleError) as e:
+        optimize_capping(inp)
+    msg = str(e.value)
+    assert "feeder bw1 limit of 20.0 kW" in msg and "(21.0 kW)" in msg and "short by 5.0 kW" in msg
+    assert "site limit" not in msg
+    assert e.value.details["feeder_power_limit"] == {"position": [0], "amount": [pytest.approx(5.0)]}
+
+
 def test_bad_input():
     with pytest.raises(InputError):
         optimize_capping(CappingInputs([], p_site_max_kw=1.0))
