@@ -163,8 +163,14 @@ def test_cooling_graph_export(tmp_path, colossus):
     cooling_equipment = len(layout.of_kind("facility_loop", "chiller", "cooling_tower", "dry_cooler"))
     # Each rack has one heat exchanger (its CDU or its rear door) between it and the loop.
     assert g.number_of_nodes() == cooling_equipment + 2 * len(layout.racks)
+    # 4 loops + air chillers + water chillers + towers; 2,203 racks each with its CDU or door.
+    assert g.number_of_nodes() == 7 + 2 * 2203
     kinds = nx.get_node_attributes(g, "kind")
     assert sum(1 for k in kinds.values() if k == "cdu") == 1563
+    assert sum(1 for k in kinds.values() if k == "rdhx") == 2203 - 1563  # 640 network / storage / CPU racks
+    # Every heat exchanger hangs between its rack and its hall's loop: rack -> hx <- loop.
+    hx = "hall-1-r01-01-cdu"
+    assert list(g.successors(hx)) == ["hall-1-r01-01"] and list(g.predecessors(hx)) == ["fwl-1"]
 
 
 def test_bad_name_exits_1_via_console_script(tmp_path):
