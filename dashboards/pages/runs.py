@@ -30,9 +30,10 @@ def refresh(_n):
 
 
 @callback(Output("runs-selected", "data"), Input({"type": "run-link", "id": dash.ALL}, "n_clicks"), prevent_initial_call=True)
-def select(_clicks):
+def select(clicks):
     t = dash.ctx.triggered_id
-    if not t or not any(c for c in _clicks if c):
+    # the table is rebuilt every poll, which fires this with every n_clicks at 0: not a click
+    if not t or not any(c for c in clicks if c):
         return dash.no_update
     return t["id"]
 
