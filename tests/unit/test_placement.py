@@ -121,6 +121,7 @@ def test_value_first_then_balanced_headroom(four_arrays):
     st = SiteState(free_nodes=L.racks.n_nodes - busy, p_rack_kw=st.p_rack_kw + busy * 9.0)
     lim = {"hall-1-tx1-bw1": 400.0, "hall-1-tx1-bw2": 400.0}
     ds = optimize_placement(L, [PlacementJob("a", 64, 0.6, locality="array")], st, PlacementOptions(limits_kw=lim))
+    assert bool(ds.admitted.values[0]) and ds.attrs["objective_value"] == pytest.approx(64.0)  # 1 x 64 GPUs x 1 h
     arr = int(np.flatnonzero(ds["gpus_job_array"].values[0])[0])
     assert arr in (2, 3)  # busway 2
     head = ds["headroom_pu"].sel(equipment=list(lim)).values
@@ -130,6 +131,7 @@ def test_value_first_then_balanced_headroom(four_arrays):
 def test_whole_site_job_fills_tiny_exactly(tiny):
     ds = optimize_placement(tiny, [PlacementJob("all", 384, 0.7, locality="hall")])
     assert bool(ds.admitted.values[0]) and int(ds.gpus_placed.values[0]) == 384
+    assert ds.attrs["objective_value"] == pytest.approx(384.0)  # priority 1 x 384 GPUs x 1 h
     assert (ds["nodes_job_rack"].values[0][tiny.racks.role == 0] == 8).all()
     # the placement's rack load, summed up the tree by the layout, equals nodes x node power
     p_node = float(ds.p_node_kw.values[0])
