@@ -26,9 +26,6 @@ class Catalog:
     entries: dict[str, dict[str, dict[str, Any]]]  # kind -> type name -> raw fields
     files: dict[str, Path]  # kind -> file it came from
 
-    def kinds(self) -> list[str]:
-        return sorted(self.entries)
-
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries.get(kind, {}))
 

@@ -117,9 +117,3 @@ class Site(Provenance):
         1.0, ge=1.0, description="Declared ratio of downstream nameplate to upstream rating allowed"
     )
     parts: Parts = Field(default_factory=Parts)
-
-    def component(self, component_id: str):
-        for c in self.components:
-            if c.id == component_id:
-                return c
-        raise KeyError(component_id)
