@@ -159,6 +159,21 @@ def test_power_limit_below_need_is_explained_with_amount(tiny):
     assert "hall-1-tx1" in msg and "over by 25.0 kW" in msg
 
 
+def test_heat_wave_derated_heat_rejection_is_explained_with_amount(tiny):
+    # the 1,000 kW dry cooler derated to 20 % (200 kW) already takes the storage racks' heat; the whole-hall
+    # job adds 48 nodes x node power: over by now + 48 x p_node - 200 kW
+    st = SiteState.empty(tiny)
+    job = PlacementJob("j", 384, 0.7, locality="hall", required=True)
+    p_node = float(node_power_kw(tiny, np.array([0.7]), np.array([0]))[0])
+    over = float(st.p_rack_kw.sum()) + 48 * p_node - 200.0
+    assert over > 100.0
+    with pytest.raises(InfeasibleError) as e:
+        optimize_placement(tiny, [job], st, PlacementOptions(heat_rejection_derate_pu=0.2))
+    assert f"heat rejection dry limit 200 kW with {st.p_rack_kw.sum():,.0f} kW already used: over by {over:,.1f} kW" \
+        in str(e.value)
+    assert e.value.details == {"heat_rejection_limit": {"position": [0], "amount": [pytest.approx(over)]}}
+
+
 def test_two_required_jobs_overrun_free_nodes_elastically(tiny):
     jobs = [PlacementJob("a", 256, 0.5, locality="none", required=True),
             PlacementJob("b", 256, 0.5, locality="none", required=True)]
