@@ -100,8 +100,12 @@ def test_every_component_in_assumptions_with_its_source(week, rep, page):
     for kind, entries in site.parts.model_dump().items():
         for name in entries:
             assert ((table["group"] == f"catalog part: {kind}") & (table["item"] == name)).any(), f"{kind} {name} missing"
-    # the engine's prices and factors carry their sources too
-    assert (table["item"] == "grid.co2_kg_kwh").any() and (table["item"] == "fuel.gas_price_usd_mmbtu").any()
+    # the engine's prices and factors carry their sources too: every entry of data/costs.yaml the engine reads
+    from twin.sim.engine import COST_KEYS
+
+    prices = table[table["group"] == "prices and factors"]
+    assert sorted(prices["item"]) == sorted(f"{sec}.{key}" for sec, key in COST_KEYS.values())
+    assert (prices["source"] != "not stated").all()
 
 
 def test_load_duration_curve_is_the_sorted_profile(week, rep):

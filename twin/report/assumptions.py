@@ -14,18 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from twin.schema.site import Site
+from twin.sim.engine import COST_KEYS
 
 NOT_STATED = "not stated"
 COLUMNS = ["group", "item", "value", "source", "confidence"]
 _SKIP = {"id", "kind", "type", "fed_by", "cooled_by", "source", "confidence", "notes", "index_start"}
 # The data/costs.yaml entries twin.sim.engine._costs reads (section, key); the rest of the file serves optimisers.
-ENGINE_COSTS = (
-    ("fuel", "gas_price_usd_mmbtu"), ("turbine_smt130", "hhv_lhv_ratio"), ("turbine_smt130", "vom_usd_kwh"),
-    ("turbine_smt130", "co2_kg_per_mmbtu"), ("grid", "co2_kg_kwh"),
-    ("tariff_tva_tou_proxy", "on_peak_energy_usd_kwh"), ("tariff_tva_tou_proxy", "off_peak_energy_usd_kwh"),
-    ("tariff_tva_tou_proxy", "demand_charge_usd_kw_month"), ("tariff_tva_tou_proxy", "on_peak_hours"),
-    ("tariff_tva_tou_proxy", "on_peak_weekdays_only"),
-)
+ENGINE_COSTS = tuple(COST_KEYS.values())
 
 
 def fmt_value(v) -> str:

@@ -215,6 +215,24 @@ def _cooling(layout: SiteLayout, q_liquid_kw, q_air_kw, wx: xr.Dataset, sc: Scen
 # --------------------------------------------------------------------------- costs
 
 
+# The data/costs.yaml entries the engine reads: name in _costs() -> (section, key). The report's assumptions
+# table lists exactly these, so a price the engine starts to use shows up there with its source.
+COST_KEYS = {
+    "gas_usd_mmbtu": ("fuel", "gas_price_usd_mmbtu"),
+    "hhv_lhv": ("turbine_smt130", "hhv_lhv_ratio"),
+    "vom_usd_kwh": ("turbine_smt130", "vom_usd_kwh"),
+    "co2_kg_mmbtu": ("turbine_smt130", "co2_kg_per_mmbtu"),
+    "grid_co2_kg_kwh": ("grid", "co2_kg_kwh"),
+    "on_usd_kwh": ("tariff_tva_tou_proxy", "on_peak_energy_usd_kwh"),
+    "off_usd_kwh": ("tariff_tva_tou_proxy", "off_peak_energy_usd_kwh"),
+    "demand_usd_kw_month": ("tariff_tva_tou_proxy", "demand_charge_usd_kw_month"),
+    "on_hours": ("tariff_tva_tou_proxy", "on_peak_hours"),
+    "on_weekdays": ("tariff_tva_tou_proxy", "on_peak_weekdays_only"),
+}
+COST_DEFAULTS = {"vom_usd_kwh": 0.0, "co2_kg_mmbtu": CO2_KG_PER_MMBTU_HHV, "hhv_lhv": HHV_LHV, "on_hours": (13, 19),
+                 "on_weekdays": True}  # when data/costs.yaml lacks the entry
+
+
 @lru_cache(maxsize=1)
 def _costs() -> dict:
     """Prices and factors from data/costs.yaml (the dispatch helper's file), when present."""
@@ -233,19 +251,10 @@ def _costs() -> dict:
         except (KeyError, TypeError):
             return default
 
-    return {
-        "gas_usd_mmbtu": v("fuel", "gas_price_usd_mmbtu"),
-        "vom_usd_kwh": v("turbine_smt130", "vom_usd_kwh", 0.0),
-        "co2_kg_mmbtu": v("turbine_smt130", "co2_kg_per_mmbtu", CO2_KG_PER_MMBTU_HHV),
-        "hhv_lhv": v("turbine_smt130", "hhv_lhv_ratio", HHV_LHV),
-        "grid_co2_kg_kwh": v("grid", "co2_kg_kwh"),
-        "on_usd_kwh": v("tariff_tva_tou_proxy", "on_peak_energy_usd_kwh"),
-        "off_usd_kwh": v("tariff_tva_tou_proxy", "off_peak_energy_usd_kwh"),
-        "demand_usd_kw_month": v("tariff_tva_tou_proxy", "demand_charge_usd_kw_month"),
-        "on_hours": tuple(v("tariff_tva_tou_proxy", "on_peak_hours", (13, 19))),
-        "on_weekdays": v("tariff_tva_tou_proxy", "on_peak_weekdays_only", True),
-        "source": str(path),
-    }
+    out = {name: v(sec, key, COST_DEFAULTS.get(name)) for name, (sec, key) in COST_KEYS.items()}
+    out["on_hours"] = tuple(out["on_hours"])
+    out["source"] = str(path)
+    return out
 
 
 def _price_usd_kwh(times: pd.DatetimeIndex, c: dict) -> np.ndarray:
