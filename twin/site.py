@@ -106,8 +106,9 @@ def _resolve(item, key, kinds, catalog, file, problems, models_at, default_id=No
         if not catalog.has(kind, type_name):
             problems.append(_unknown_type(catalog, kind, type_name, file, f"{key}.type"))
         else:
+            # The catalog entry's fields, its source and confidence included, are the defaults; the
+            # component's own keys (a site-specific source too) override them below.
             merged.update(catalog.raw(kind, type_name))
-            # Provenance of the catalog entry stays with the type; the site's own source, if any, wins.
     merged.update(item)
     if default_id is not None:
         merged.setdefault("id", default_id)

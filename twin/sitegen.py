@@ -60,10 +60,8 @@ def _rack_kw(cat: Catalog, rack_type: str) -> tuple[float, dict]:
 
 
 def _units_kw(cat: Catalog, kind: str, name: str) -> float:
-    e = cat.raw(kind, name)
-    if "s_unit_rated_kva" in e:
-        return e["s_unit_rated_kva"] * e.get("power_factor_pu", 0.95)
-    return float(e["p_unit_max_kw"])
+    """Rating of one unit of a catalog power type (transformers: kVA x the schema's power factor)."""
+    return cat.get(kind, name).p_max_kw  # a catalog entry has count 1
 
 
 def _hall(cat, nodes: int, rack_type: str, aux_racks: bool, busways_per_transformer: int) -> dict[str, Any]:
