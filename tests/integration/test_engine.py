@@ -283,3 +283,39 @@ def test_every_shipped_scenario_loads_and_the_whatif_file_applies():
     np.testing.assert_allclose(case.t_dry_c.values, ref.t_dry_c.values)  # the heat wave is in both
     assert (case.t_dry_c.values[48:120] - twin.simulate(None, _sc(start="2025-07-14T00:00", hours=168)).t_dry_c.values[48:120]
             ).min() == pytest.approx(6.0)
+
+
+def test_kpis_by_hand():
+    """The KPI summary recomputed by hand from the run's series and the sourced factors of data/costs.yaml and
+    the turbine catalog (values as of writing in the comments): energy, WUE, water per day, fuel and CO2, NOx,
+    TOU energy cost, demand charge on the 15-minute grid peak (prorated to the span) and turbine starts."""
+    from twin.sim.engine import _costs
+
+    c = _costs()
+    sc = _sc(events=[{"kind": "curtailment", "start_h": 30, "hours": 3, "grid_import_max_kw": 60000},
+                     {"kind": "outage", "component": "megapack", "start_h": 29, "hours": 5}])
+    ds = twin.simulate(None, sc)
+    k = ds.twin.kpis()
+    fac, it = ds.p_facility_kw.values, ds.p_it_kw.values
+    grid, gt = ds.p_source_kw.sel(source="grid").values, ds.p_source_kw.sel(source="gas_turbine").values
+    assert gt.max() > 0  # the turbines run in the curtailment, so fuel, NOx and starts mean something
+    assert k["energy_facility_mwh"] == pytest.approx(fac.sum() / 1000.0, rel=1e-12)
+    water_m3 = ds.water_m3_h.values.sum()  # hourly steps: m3/h x 1 h
+    assert k["wue_l_kwh"] == pytest.approx(water_m3 * 1000.0 / it.sum(), rel=1e-12)
+    assert k["water_gal_per_day"] == pytest.approx(water_m3 * 264.172 / 2.0, rel=1e-12)
+    # fuel per hour: kWh x heat rate (10,240 kJ/kWh LHV) / 1,055,055.85 kJ/MMBtu x HHV/LHV (1.108)
+    fuel = gt * 10240.0 / 1_055_055.85 * c["hhv_lhv"]
+    np.testing.assert_allclose(ds.fuel_mmbtu.values, fuel, rtol=1e-12)
+    # CO2: AP-42 49.9 kg/MMBtu (HHV) for the turbines, the grid's average factor (0.2835 kg/kWh) for imports
+    assert k["co2_t"] == pytest.approx((fuel.sum() * c["co2_kg_mmbtu"] + grid.sum() * c["grid_co2_kg_kwh"]) / 1000.0,
+                                       rel=1e-9)
+    assert k["nox_t"] == pytest.approx(gt.sum() / 1000.0 * 0.48 / 1000.0, rel=1e-12)  # 0.48 kg/MWh
+    t = ds.time.to_index()
+    on = (t.hour >= c["on_hours"][0]) & (t.hour < c["on_hours"][1]) & (t.day_of_week < 5)
+    energy_cost = ((grid * np.where(on, c["on_usd_kwh"], c["off_usd_kwh"])).sum() + fuel.sum() * c["gas_usd_mmbtu"]
+                   + gt.sum() * c["vom_usd_kwh"])
+    assert k["cost_energy_usd"] == pytest.approx(energy_cost, rel=1e-9)
+    # one calendar month, 48 h of it: the month's hourly grid peak (= its 15-minute peak) x 48 / 730 of a month
+    assert k["cost_demand_usd"] == pytest.approx(grid.max() * c["demand_usd_kw_month"] * 48 / 730.0, rel=1e-12)
+    starts = int(np.clip(np.diff(ds.turbines_online.values), 0, None).sum())
+    assert k["turbine_starts"] == starts >= 1
