@@ -470,10 +470,10 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     p_facility = grid_import + dres.gt_kw + dres.batt_kw
     dt_h = dt / 3600.0
     gt_models = [layout.equip.model[i] for i in layout.of_kind("gas_turbine")]
-    hr = gt_models[0].heat_rate_kj_kwh if gt_models else 0.0
+    heat_rate_kj_kwh = gt_models[0].heat_rate_kj_kwh if gt_models else 0.0  # LHV
     nox_kg_mwh = gt_models[0].nox_kg_mwh if gt_models else 0.0
     c = _costs()
-    fuel_mmbtu_hhv = dres.gt_kw * dt_h * hr / KJ_PER_MMBTU * c.get("hhv_lhv", HHV_LHV)
+    fuel_mmbtu_hhv = dres.gt_kw * dt_h * heat_rate_kj_kwh / KJ_PER_MMBTU * c.get("hhv_lhv", HHV_LHV)
     grid_co2 = c.get("grid_co2_kg_kwh")
     co2 = fuel_mmbtu_hhv * c.get("co2_kg_mmbtu", CO2_KG_PER_MMBTU_HHV) + (grid_import * dt_h * grid_co2 if grid_co2 is not None else 0.0)
     nox = dres.gt_kw * dt_h / 1000.0 * nox_kg_mwh
@@ -731,41 +731,42 @@ def _fleet(layout: SiteLayout, sc: Scenario, t_rel, segs, seg_chain, dt):
             if i in unit_out:
                 cnt = eq.model[i].count
                 unit_out[i][_window_mask(t_rel, e.start_h, e.hours)] += e.units if e.units is not None else cnt
-    feed_cap = np.zeros(n)
+    feed_cap_kw = np.zeros(n)
     for i in feeds:
         m = eq.model[i]
-        feed_cap += np.clip(m.count - unit_out[i], 0, None) * m.p_unit_max_kw
+        feed_cap_kw += np.clip(m.count - unit_out[i], 0, None) * m.p_unit_max_kw
     # capacity of the stages the grid flows through (substations), outage-derated
-    entry_cap = np.full(n, np.inf)
+    entry_cap_kw = np.full(n, np.inf)
     for (a, b, _), ch in zip(segs, seg_chain, strict=True):
         if ch.upstream.any():
             tops = [i for i in ch.grid_entry if ch.upstream[i]]
-            entry_cap[a:b] = sum(ch.p_max_kw[i] for i in tops if not ch.out[i]) if tops else np.inf
-    cap = np.minimum(feed_cap, entry_cap)
+            entry_cap_kw[a:b] = sum(ch.p_max_kw[i] for i in tops if not ch.out[i]) if tops else np.inf
+    cap_feed_kw = np.minimum(feed_cap_kw, entry_cap_kw)
     if sc.limits.grid_import_max_kw is not None:
-        cap = np.minimum(cap, sc.limits.grid_import_max_kw)
+        cap_feed_kw = np.minimum(cap_feed_kw, sc.limits.grid_import_max_kw)
     for e in sc.events:
         if e.kind == "curtailment":
             m = _window_mask(t_rel, e.start_h, e.hours)
-            cap[m] = np.minimum(cap[m], e.grid_import_max_kw)
+            cap_feed_kw[m] = np.minimum(cap_feed_kw[m], e.grid_import_max_kw)
     gt_units = np.zeros(n)
-    gt_unit_kw, gt_min = 0.0, 0.0
+    gt_unit_kw, gt_min_pu = 0.0, 0.0
     for i in gts:
         m = eq.model[i]
         gt_units += np.clip(m.count - unit_out[i], 0, None)
-        gt_unit_kw, gt_min = m.p_unit_max_kw, m.p_min_pu
+        gt_unit_kw, gt_min_pu = m.p_unit_max_kw, m.p_min_pu
     if sc.limits.turbines_max is not None:
         gt_units = np.minimum(gt_units, sc.limits.turbines_max)
-    bp = np.zeros(n)
-    e_max, smin, smax, eta = 0.0, 0.0, 1.0, 0.9
+    batt_p_max_kw = np.zeros(n)
+    batt_e_max_kwh, soc_min_pu, soc_max_pu, eta_rt_pu = 0.0, 0.0, 1.0, 0.9
     for i in bats:
         m = eq.model[i]
-        bp += np.clip(m.count - unit_out[i], 0, None) * m.p_unit_max_kw
-        e_max += m.e_max_kwh
-        smin, smax, eta = m.soc_min_pu, m.soc_max_pu, m.efficiency_roundtrip_pu
-    ramp = sc.limits.grid_ramp_max_kw_min * dt / 60.0 if sc.limits.grid_ramp_max_kw_min else None
-    fleet = dispatch_rules.Fleet(cap, ramp, gt_units, gt_unit_kw, gt_min, bp, e_max, smin, smax, eta)
-    return fleet, {"grid_cap_feed_kw": cap}
+        batt_p_max_kw += np.clip(m.count - unit_out[i], 0, None) * m.p_unit_max_kw
+        batt_e_max_kwh += m.e_max_kwh
+        soc_min_pu, soc_max_pu, eta_rt_pu = m.soc_min_pu, m.soc_max_pu, m.efficiency_roundtrip_pu
+    grid_ramp_kw_step = sc.limits.grid_ramp_max_kw_min * dt / 60.0 if sc.limits.grid_ramp_max_kw_min else None
+    fleet = dispatch_rules.Fleet(cap_feed_kw, grid_ramp_kw_step, gt_units, gt_unit_kw, gt_min_pu, batt_p_max_kw,
+                                 batt_e_max_kwh, soc_min_pu, soc_max_pu, eta_rt_pu)
+    return fleet, {"grid_cap_feed_kw": cap_feed_kw}
 
 
 __all__ = ["simulate", "site_layout", "as_scenario", "check_limits"]
