@@ -200,6 +200,9 @@ def test_result_contract():
     assert json.loads(ds.attrs["scenario"])["site"] == "colossus-1" and ds.attrs["twin_version"]
     assert list(ds.source.values) == ["grid", "gas_turbine", "battery"]
     assert 1.0 < ds.twin.pue() < 1.6
+    # hourly steps carry the swing envelope of the IT power: it brackets the step mean, and training swings
+    lo, it, hi = ds.p_it_min_kw.values, ds.p_it_kw.values, ds.p_it_max_kw.values
+    assert np.all(lo <= it * (1 + 1e-6)) and np.all(it <= hi * (1 + 1e-6)) and np.all(hi - lo > 0.1 * it)
 
 
 def test_heat_wave_raises_cooling_power():

@@ -482,13 +482,14 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
     cost = grid_import * dt_h * price + (fuel_mmbtu_hhv * gas if gas is not None else np.nan) + dres.gt_kw * dt_h * c.get("vom_usd_kwh", 0.0)
 
     # ---- dataset
-    eq_ix = np.flatnonzero(load_side | np.isin(np.arange(E), cons))
-    p_max_eq = np.where(np.isin(np.arange(E), cons), layout.consumer_p_max_kw, layout.p_max_kw)
+    is_cons = np.isin(np.arange(E), cons)
+    eq_ix = np.flatnonzero(load_side | is_cons)
+    p_max_eq = np.where(is_cons, layout.consumer_p_max_kw, layout.p_max_kw)
     pmax_t = np.zeros((n, E)) + p_max_eq[None, :]
     for (a, b, state), ch in zip(segs, seg_chain, strict=True):
-        if state:
-            pmax_t[a:b] = np.where(np.isin(np.arange(E), cons), p_max_eq, ch.p_max_kw)[None, :]
-    through = np.where(np.isin(np.arange(E), cons), p_in, p_out)
+        if state:  # derated by units out
+            pmax_t[a:b] = np.where(is_cons, p_max_eq, ch.p_max_kw)[None, :]
+    through = np.where(is_cons, p_in, p_out)  # a consumer's rating is on its input, a stage's on its output
     loading = np.divide(through, pmax_t, out=np.zeros_like(through), where=pmax_t > 0)
 
     def a_(units, long_name, **kw):
@@ -533,9 +534,12 @@ def simulate(site=None, scenario=None, *, initial_state: dict | None = None, sta
         "price_usd_kwh": (("time",), price, a_("USD/kWh", "grid energy price")),
     }
     if env is not None:
-        data["p_it_min_kw"] = (("time",), env[0] @ np.bincount(cls, minlength=len(rc.group)) * (p_it / np.maximum(it_c @ np.bincount(cls, minlength=len(rc.group)), 1e-9)),
+        # the envelope of every rack, scaled by the share of the step's IT still powered (stranded racks draw nothing)
+        racks_per_class = np.bincount(cls, minlength=len(rc.group))
+        live_share = p_it / np.maximum(it_c @ racks_per_class, 1e-9)
+        data["p_it_min_kw"] = (("time",), env[0] @ racks_per_class * live_share,
                                a_("kW", "lowest IT power within the step (swing envelope)"))
-        data["p_it_max_kw"] = (("time",), env[1] @ np.bincount(cls, minlength=len(rc.group)) * (p_it / np.maximum(it_c @ np.bincount(cls, minlength=len(rc.group)), 1e-9)),
+        data["p_it_max_kw"] = (("time",), env[1] @ racks_per_class * live_share,
                                a_("kW", "highest IT power within the step (swing envelope)"))
     rename = {"t_supply_c": "t_loop_supply_c", "t_supply_set_c": "t_loop_supply_set_c", "t_return_c": "t_loop_return_c"}
     dim_of = {v: d for d, vs in cres.DIMS.items() for v in vs}
