@@ -60,7 +60,7 @@ def save_run(ds: xr.Dataset, summary: dict | None = None, run_id: str | None = N
             summary = ds.twin.kpis()
         meta = {"id": run_id, "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
                 "site": ds.attrs.get("site"), "scenario": sc.get("name"), "step_s": ds.attrs.get("step_s"),
-                "hours": sc.get("hours"), "twin_version": ds.attrs.get("twin_version"), "kpis": _clean(summary)}
+                "hours": _span_h(ds), "twin_version": ds.attrs.get("twin_version"), "kpis": _clean(summary)}
         (tmp / "summary.json").write_text(json.dumps(meta, indent=2))
         _write(ds, tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private (0700); a stored run is read by the dashboard and others
@@ -69,6 +69,12 @@ def save_run(ds: xr.Dataset, summary: dict | None = None, run_id: str | None = N
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return run_id
+
+
+def _span_h(ds: xr.Dataset) -> float | None:
+    """Hours the Dataset covers (a window of a scenario covers less than the scenario's `hours`)."""
+    step_s = ds.attrs.get("step_s")
+    return float(ds.sizes["time"] * step_s / 3600.0) if step_s is not None and "time" in ds.sizes else None
 
 
 def _h5_available() -> bool:

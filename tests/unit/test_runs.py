@@ -36,6 +36,13 @@ def test_round_trip(tmp_path, ds):
     assert [p.name for p in tmp_path.iterdir()] == [rid]  # no temporary folder left beside it
 
 
+def test_summary_of_a_window_gives_the_window_span(tmp_path, ds):
+    window = twin.simulate(None, scenario_from_dict({"name": "rt", "site": "tiny", "hours": 6, "step": "1h"}),
+                           hours=2, start_offset_s=3 * 3600)
+    rid = save_run(window, base=tmp_path)
+    assert run_summary(rid, tmp_path)["hours"] == 2.0 and run_summary(save_run(ds, base=tmp_path), tmp_path)["hours"] == 6.0
+
+
 def test_failed_write_leaves_nothing(tmp_path, ds):
     bad = ds.copy()
     bad.attrs["not_serialisable"] = {"a": object()}  # the writer raises on this attribute
