@@ -27,6 +27,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import xarray as xr
 
+from twin.errors import InputError
 from twin.report import assumptions as _assumptions
 from twin.report import content, figures
 from twin.report.html import Section, df_table, document, fmt, fmt_mw, kv_table
@@ -248,7 +249,8 @@ def _n1_section(rep: Report, ds, layout) -> Section:
     t_peak = pd.Timestamp(ds["time"].values[int(ds["p_bus_kw"].argmax("time"))])
     try:
         table = n1_table(layout, ds)
-    except Exception as exc:  # the site file may have changed since the run was stored
+    except (InputError, KeyError, ValueError, IndexError) as exc:  # the site file changed since the run was stored
+        # (equipment renamed, added or removed); anything else is a bug and should surface
         s.note(f"The N-1 table could not be computed for this run: {exc}")
         return s
     rep.tables["n1"] = table
@@ -339,8 +341,6 @@ def write_report(run_id_or_dataset, out_dir, pdf: bool = True, base: Path | str 
     base = Path(base) if base is not None else None
     items = list(run_id_or_dataset) if isinstance(run_id_or_dataset, list | tuple) else [run_id_or_dataset]
     if not items:
-        from twin.errors import InputError
-
         raise InputError.one("twin report", "RUN_ID", "no run given; expected a run id from `twin runs list`")
     paths: dict = {}
     if len(items) == 1:
