@@ -55,14 +55,17 @@ def test_truncated_epw(tmp_path):
     p = _write(tmp_path, "site: tiny\nhours: 1\nweather: short.epw\n")  # relative to the scenario file
     with pytest.raises(InputError) as exc:
         twin.load_scenario(p)
-    assert "short.epw" in str(exc.value)
+    assert "short.epw" in str(exc.value) and [pr.key for pr in exc.value.problems] == ["weather"]
 
 
 def test_not_an_epw(tmp_path):
     (tmp_path / "w.epw").write_text("hello, world\n")
     p = _write(tmp_path, "site: tiny\nhours: 1\nweather: w.epw\n")
-    with pytest.raises(InputError):
+    with pytest.raises(InputError) as exc:
         twin.load_scenario(p)
+    # names the scenario, its key, the weather file and what an EPW must hold
+    assert [(pr.file, pr.key) for pr in exc.value.problems] == [(str(p), "weather")]
+    assert "w.epw" in str(exc.value) and "8 EPW header records" in str(exc.value)
 
 
 @pytest.mark.parametrize("case", ["unknown_site", "step_gt_span", "job_too_big", "negative_rate"])
