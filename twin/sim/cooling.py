@@ -85,12 +85,18 @@ import numpy as np
 
 from twin.errors import InputError
 from twin.layout import SiteLayout
-from twin.schema.components import GRAVITY_M_S2, WATER_RHO_KG_M3, Chiller, CoolingTower, DryCooler
+from twin.schema.components import (
+    CP_WATER_KJ_KG_K,
+    GRAVITY_M_S2,
+    WATER_RHO_KG_M3,
+    Chiller,
+    CoolingTower,
+    DryCooler,
+)
 
 _CALLER = "twin.sim.cooling.simulate_cooling"
 
 # ----------------------------------------------------------------------------- assumed engineering constants
-CP_WATER_KJ_KG_K = 4.186  # facility water
 FLOW_MIN_PU = 0.3  # lowest pump flow, fraction of design (loop pumps and CDU pumps; motor cooling / control)
 FAN_SPEED_MIN_PU = 0.2  # lowest fan speed of variable-speed fans (towers, dry coolers, condensers, doors, AHUs)
 LIFT_MIN_K = 10.0  # compressors hold at least this lift (head-pressure control), which caps the COP
