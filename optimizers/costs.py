@@ -76,10 +76,23 @@ class GridCosts:
     co2_kg_kwh: float
 
 
+HOURS_PER_MONTH_H = 8760.0 / 12.0  # an average month
+OFF_PEAK_PRICE_TOL_USD_KWH = 5e-5  # the file's flat off-peak price is the blocks' effective price to 4 decimals
+
+
 @dataclass(frozen=True)
 class Tariff:
+    """TVA-distributor TOU tariff (proxy). Off-peak energy is billed in declining blocks by hours use of
+    metered demand: the month's off-peak kWh per kW of maximum demand. The first
+    `off_peak_block_hours_use_h[0]` hours use pay `off_peak_block_energy_usd_kwh[0]`, the next ones the
+    second price, ..., the rest the last price. `off_peak_energy_usd_kwh` is the flat off-peak price the
+    engine and the dispatch use: the blocks' effective price at `reference_load_factor_pu` (checked on load)."""
+
     on_peak_energy_usd_kwh: float
     off_peak_energy_usd_kwh: float
+    off_peak_block_energy_usd_kwh: tuple[float, ...]
+    off_peak_block_hours_use_h: tuple[float, ...]
+    reference_load_factor_pu: float
     demand_charge_usd_kw_month: float
     on_peak_hours: tuple[int, int]
     on_peak_weekdays_only: bool
@@ -93,6 +106,70 @@ class Tariff:
             weekday = (t.astype("datetime64[D]").astype(int) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
             on &= weekday < 5
         return np.where(on, self.on_peak_energy_usd_kwh, self.off_peak_energy_usd_kwh)
+
+    @property
+    def off_peak_hours_month_h(self) -> float:
+        """Off-peak hours in an average month: 730 h less the on-peak window (weekdays only if so set)."""
+        on_share = (self.on_peak_hours[1] - self.on_peak_hours[0]) / 24.0 * (5 / 7 if self.on_peak_weekdays_only else 1.0)
+        return HOURS_PER_MONTH_H * (1.0 - on_share)
+
+    def off_peak_hours_use_h(self, load_factor_pu):
+        """Off-peak hours use of metered demand in a month of a load with this load factor (monthly energy /
+        (maximum demand x hours)), its energy spread evenly over on- and off-peak hours."""
+        return np.asarray(load_factor_pu, float) * self.off_peak_hours_month_h
+
+    def _block_energy_h(self, hours_use_h) -> np.ndarray:
+        """kWh per kW of demand falling in each block, shape (..., blocks)."""
+        h = np.asarray(hours_use_h, float)[..., None]
+        lo = np.concatenate([[0.0], np.cumsum(self.off_peak_block_hours_use_h)])
+        hi = np.append(lo[1:], np.inf)
+        return np.clip(h, lo, hi) - lo
+
+    def off_peak_effective_usd_kwh(self, hours_use_h):
+        """Average price of the month's off-peak kWh at `hours_use_h` off-peak hours use (the first block's
+        price at 0 h). Vectorised over `hours_use_h`."""
+        h = np.asarray(hours_use_h, float)
+        if np.any(h < 0):
+            raise InputError.one("<Tariff>", "hours_use_h", f"{h.min()}, expected >= 0")
+        price = np.asarray(self.off_peak_block_energy_usd_kwh, float)
+        cost = self._block_energy_h(h) @ price
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(h > 0, cost / np.where(h > 0, h, 1.0), price[0])
+
+    def off_peak_marginal_usd_kwh(self, hours_use_h):
+        """Price of one more off-peak kWh at `hours_use_h`: the price of the block that hours use is in."""
+        h = np.asarray(hours_use_h, float)
+        edges = np.cumsum(self.off_peak_block_hours_use_h)
+        return np.asarray(self.off_peak_block_energy_usd_kwh, float)[np.searchsorted(edges, h, side="right")]
+
+    def off_peak_effective_at_load_factor_usd_kwh(self, load_factor_pu):
+        """Effective off-peak price of a load with this load factor."""
+        return self.off_peak_effective_usd_kwh(self.off_peak_hours_use_h(load_factor_pu))
+
+    def problems(self, file: str) -> list[Problem]:
+        """Consistency of the blocks and of the flat off-peak price with them."""
+        key = "tariff_tva_tou_proxy."
+        prices, widths = self.off_peak_block_energy_usd_kwh, self.off_peak_block_hours_use_h
+        out = []
+        if len(prices) != len(widths) + 1:
+            out.append(Problem(file, key + "off_peak_block_hours_use_h.value",
+                               f"{len(widths)} widths for {len(prices)} block prices, expected one width fewer "
+                               "than prices (the last block is open)"))
+        if any(w <= 0 for w in widths):
+            out.append(Problem(file, key + "off_peak_block_hours_use_h.value", f"{list(widths)}, expected widths > 0"))
+        if any(p < 0 for p in prices):
+            out.append(Problem(file, key + "off_peak_block_energy_usd_kwh.value", f"{list(prices)}, expected prices >= 0"))
+        if not 0 < self.reference_load_factor_pu <= 1:
+            out.append(Problem(file, key + "reference_load_factor_pu.value",
+                               f"{self.reference_load_factor_pu}, expected in (0, 1]"))
+        if out:
+            return out
+        eff = float(self.off_peak_effective_at_load_factor_usd_kwh(self.reference_load_factor_pu))
+        if abs(self.off_peak_energy_usd_kwh - eff) > OFF_PEAK_PRICE_TOL_USD_KWH:
+            out.append(Problem(file, key + "off_peak_energy_usd_kwh.value",
+                               f"{self.off_peak_energy_usd_kwh}, expected {eff:.4f}: the off-peak blocks' effective "
+                               f"price at the reference load factor {self.reference_load_factor_pu:g}"))
+        return out
 
 
 @dataclass(frozen=True)
@@ -186,6 +263,8 @@ def _load(file: str) -> Costs:
                "chiller": ChillerCosts, "reliability": Reliability}
     assert set(classes) <= set(kinds)
     secs = {name: _section(cls, raw, name, file, problems, prov) for name, cls in classes.items()}
+    if secs["tariff_tva_tou_proxy"] is not None:
+        problems += secs["tariff_tva_tou_proxy"].problems(file)
     if problems:
         raise InputError(problems)
     return Costs(**secs, provenance=prov, file=file)
