@@ -89,9 +89,67 @@ def price_usd_kwh(ds: xr.Dataset, time: np.ndarray, costs=None, hourly_means: bo
 # ------------------------------------------------------------------------------------------- dispatch
 
 
+def availability_on_steps(sc, layout: SiteLayout, t_rel_s: np.ndarray) -> dict:
+    """Turbine units and battery power / energy shares in service on the steps `t_rel_s` (seconds from the
+    scenario start), from the scenario's outage events, as the simulator counts them (twin.sim.engine._fleet:
+    an outage of a gas-turbine or battery component takes `units` of its parallel units, or all of them, out
+    over [start_h, start_h + hours); overlapping outages add up; `limits.turbines_max` caps the units).
+    A battery unit out takes its power and its energy out (the simulator derates only the power; a plan that
+    also keeps off the energy of the units out holds the simulator's SOC limits too). Keys as in
+    DispatchInputs; a key is None when no outage touches that equipment (everything in service)."""
+    from twin.schema.components import Battery as BatteryC
+    from twin.schema.components import GasTurbine
+
+    t = np.asarray(t_rel_s, float)
+    out: dict[int, np.ndarray] = {}
+    for e in sc.events:
+        if getattr(e, "kind", "") != "outage" or e.component not in layout.index:
+            continue
+        i = layout.index[e.component]
+        m = layout.equip.model[i]
+        if isinstance(m, GasTurbine | BatteryC):
+            on = (t >= e.start_h * 3600.0 - 1e-9) & (t < e.end_h * 3600.0 - 1e-9)  # engine._window_mask
+            out.setdefault(i, np.zeros(len(t)))[on] += e.units if e.units is not None else m.count
+    res = {"turbine_units_available": None, "battery_p_available_pu": None, "battery_e_available_pu": None}
+    if not out:
+        return res
+    comps = [(i, m) for i, m in enumerate(layout.equip.model) if isinstance(m, GasTurbine | BatteryC)]
+    in_service = {i: np.clip(m.count - out.get(i, 0.0), 0, None) for i, m in comps}
+    gts = [(i, m) for i, m in comps if isinstance(m, GasTurbine)]
+    bats = [(i, m) for i, m in comps if isinstance(m, BatteryC)]
+    if any(i in out for i, _ in gts):
+        units = sum(in_service[i] for i, _ in gts)
+        if sc.limits.turbines_max is not None:
+            units = np.minimum(units, sc.limits.turbines_max)
+        res["turbine_units_available"] = np.round(units).astype(np.int64)
+    if any(i in out for i, _ in bats):
+        p = sum(m.p_max_kw for _, m in bats)
+        e = sum(m.e_max_kwh for _, m in bats)
+        res["battery_p_available_pu"] = sum(in_service[i] * m.p_unit_max_kw for i, m in bats) / p if p > 0 else np.ones(len(t))
+        res["battery_e_available_pu"] = sum(in_service[i] * m.e_unit_max_kwh for i, m in bats) / e if e > 0 else np.ones(len(t))
+    return res
+
+
+def _step_min(x: np.ndarray | None, k: int, n: int) -> np.ndarray | None:
+    """The lowest value of each block of k steps (n blocks): what is available for the whole hour."""
+    if x is None or k == 1:
+        return x if x is None else np.asarray(x)[:n]
+    return np.asarray(x)[: n * k].reshape(n, k).min(axis=1)
+
+
+def _elapsed_s(ds: xr.Dataset) -> np.ndarray:
+    if "elapsed_s" in ds:
+        return np.asarray(ds["elapsed_s"].values, float)
+    t = np.asarray(ds["time"].values).astype("datetime64[ns]")
+    return (t - t[0]) / np.timedelta64(1, "s")
+
+
 def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
     """DispatchInputs for the scenario's horizon: load = the simulated facility demand (hourly), prices from
-    the simulation (data/costs.yaml tariff), turbines and battery from the site, limits from the scenario."""
+    the simulation (data/costs.yaml tariff), turbines and battery from the site, limits from the scenario.
+    Outages enter as the simulator sees them: turbine units and battery power / energy in service per step
+    (`availability_on_steps`, the least within each hour), and the grid cap is the lower of the scenario's
+    (contract cap, curtailment windows) and the simulator's own cap at the feed (feed and substation outages)."""
     from optimizers.costs import load_costs
     from optimizers.dispatch import Battery, DispatchInputs, TurbineFleet
     from twin.schema.components import Battery as BatteryC
@@ -130,9 +188,18 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
     else:
         battery = Battery(p_max_kw=0.0, e_max_kwh=0.0, soc_initial_pu=0.0)
     ramp = sc.limits.grid_ramp_max_kw_min
+    # availability from the scenario's outages, hourly: the least in service within each hour
+    step_s = float(ds.attrs.get("step_s", 3600.0))
+    k = int(round(3600.0 / step_s)) if step_s < 3600.0 - 1e-9 else 1
+    avail = {key: _step_min(v, k, len(time)) for key, v in availability_on_steps(sc, layout, _elapsed_s(ds)).items()}
+    if avail["turbine_units_available"] is not None:
+        avail["turbine_units_available"] = np.minimum(avail["turbine_units_available"], fleet.n_units)
+    cap = grid_cap_kw(sc, layout, time)
+    if "grid_import_max_kw" in ds:  # the simulator's cap at the feed also holds feed and substation outages
+        cap = np.minimum(cap, _step_min(np.asarray(ds["grid_import_max_kw"].values, float), k, len(time)))
     kw = dict(
         time=time.astype("datetime64[m]"), dt_h=1.0, load_kw=load, price_usd_kwh=price, turbines=fleet, battery=battery,
-        grid_import_max_kw=grid_cap_kw(sc, layout, time),
+        grid_import_max_kw=cap, **avail,
         grid_ramp_max_kw_per_h=ramp * 60.0 if ramp is not None else np.inf,
         demand_charge_usd_kw_month=costs.tariff_tva_tou_proxy.demand_charge_usd_kw_month,
         gas_price_usd_mmbtu=costs.fuel.gas_price_usd_mmbtu, grid_co2_kg_kwh=costs.grid.co2_kg_kwh,
@@ -159,6 +226,8 @@ def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, hourly_steps: bool = 
       curtailment, feed and substation ratings, outages): exact, as the import grows with the bus power;
     - ramp: the feed-side limit divided by 1 + the largest incremental loss slope up to the cap
       (`grid_loss_slope_max_pu`): |d import| <= (1 + slope) |d bus power| for convex losses;
+    - availability (turbine units, battery power and energy in service): the scenario's outages on the
+      plan's steps, as in `dispatch_inputs` (`availability_on_steps`);
     - prices: energy is priced at the bus, so the energy cost leaves out the substations' losses (about
       0.2-0.3 % of the grid energy on colossus-1); the re-simulation (`dispatch_feedback`) costs it at the meter.
 
@@ -180,8 +249,11 @@ def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, hourly_steps: bool = 
     elif step_s < 3600.0 - 1e-9:
         time = np.asarray(ds["time"].values).astype("datetime64[ns]")
         price = price_usd_kwh(ds, time, costs, hourly_means=False)
+        avail = availability_on_steps(sc, layout_of(sc), _elapsed_s(ds))
+        if avail["turbine_units_available"] is not None:
+            avail["turbine_units_available"] = np.minimum(avail["turbine_units_available"], inp.turbines.n_units)
         kw.update(time=time.astype("datetime64[s]"), dt_h=step_s / 3600.0, load_kw=np.asarray(ds["p_bus_kw"].values, float),
-                  price_usd_kwh=price, grid_import_max_kw=cap)
+                  price_usd_kwh=price, grid_import_max_kw=cap, **avail)
     else:
         kw.update(load_kw=hourly(ds, "p_bus_kw"), grid_import_max_kw=cap)
     kw.update(over)

@@ -11,8 +11,14 @@ Model (one row family per statement, each a named Pyomo `Constraint` indexed by 
     turbine_commitment_balance  u[t] - u[t-1] = su[t] - sd[t]
     turbine_min_up              sum(su[t-UT+1..t]) <= u[t]                 (aggregated identical units)
     turbine_min_down            sum(sd[t-DT+1..t]) <= N - u[t]
+    (outages)                   u[t] <= A[t] (units in service); fsd[t] <= max(A[t-1] - A[t], 0) forced stops
+                                enter the balance (u[t] - u[t-1] = su - sd - fsd) and relieve min up, not
+                                min down, and cost nothing: a trip is never a start/stop violation
     battery_state_of_charge     soc[t] = soc[t-1] + (eta_c p_ch - p_dis / eta_d) dt
     battery_final_soc           soc[end] >= soc_final
+    (battery outages)           p_ch, p_dis, r_bat power <= a_p[t] P_bat; with a_e < 1 the energy held by
+                                units out of service is tracked (`battery_energy_out_of_service`) and the
+                                units in service keep a_e soc_min E <= soc - out <= a_e soc_max E
     reserve_battery_power       r_bat <= P_bat - p_dis + p_ch
     reserve_battery_energy      r_bat * duration / eta_d <= soc - soc_min
     reserve_turbine_headroom    r_gt <= P * u - p_gt      (P * N - p_gt if units start within 30 min)
@@ -164,6 +170,10 @@ class DispatchInputs:
     load_capping_allowance_kw: float | np.ndarray = 0.0  # load the site can shed on request (GPU capping)
     curtailment_max_kw: float | np.ndarray = 0.0  # load the optimiser may leave unserved ...
     value_of_lost_load_usd_kwh: float = 10.0  # ... at this price
+    # per-step availability (outages, trips); None = everything in service at every step
+    turbine_units_available: np.ndarray | None = None  # (n,) ints 0..n_units: units in service
+    battery_p_available_pu: np.ndarray | None = None  # (n,) 0..1: share of the battery's power in service
+    battery_e_available_pu: np.ndarray | None = None  # (n,) 0..1: share of its energy in service (units out keep their charge)
 
     @property
     def n(self) -> int:
@@ -171,6 +181,39 @@ class DispatchInputs:
 
     def arr(self, v) -> np.ndarray:
         return np.broadcast_to(np.asarray(v, float), (self.n,)).astype(float)
+
+    def units_available(self) -> np.ndarray:
+        """Turbine units in service per step, (n,) floats of whole numbers (all units when not given)."""
+        if self.turbine_units_available is None:
+            return np.full(self.n, float(self.turbines.n_units))
+        return np.asarray(self.turbine_units_available, float).copy()
+
+    def battery_p_available(self) -> np.ndarray:
+        return np.ones(self.n) if self.battery_p_available_pu is None else np.asarray(self.battery_p_available_pu, float).copy()
+
+    def battery_e_available(self) -> np.ndarray:
+        return np.ones(self.n) if self.battery_e_available_pu is None else np.asarray(self.battery_e_available_pu, float).copy()
+
+    def _validate_availability(self) -> None:
+        n, units = self.n, self.turbines.n_units
+        for key, hi, whole in (("turbine_units_available", units, True), ("battery_p_available_pu", 1.0, False),
+                               ("battery_e_available_pu", 1.0, False)):
+            v = getattr(self, key)
+            if v is None:
+                continue
+            try:
+                a = np.asarray(v, float)
+            except (TypeError, ValueError):
+                raise InputError.one(_SRC, key, f"expected a numeric array of shape ({n},)") from None
+            what = f"whole numbers of units in 0..{units} (turbines.n_units)" if whole else "shares in 0..1"
+            if a.shape != (n,):
+                raise InputError.one(_SRC, key, f"shape {a.shape}, expected ({n},) (one value per step), {what}")
+            bad = ~np.isfinite(a) | (a < 0) | (a > hi)
+            if whole:
+                bad |= np.abs(a - np.round(a)) > 1e-9
+            if bad.any():
+                k = int(np.argmax(bad))
+                raise InputError.one(_SRC, key, f"{a[k]:g} at step {k} ({int(bad.sum())} bad steps), expected {what}")
 
     def validate(self) -> None:
         n = self.n
@@ -197,6 +240,7 @@ class DispatchInputs:
             raise InputError.one(_SRC, "turbines", "expected n_units >= 0 and 0 <= p_min_pu <= 1")
         if not 0 <= g.units_online_initial <= g.n_units:
             raise InputError.one(_SRC, "turbines.units_online_initial", f"expected 0..{g.n_units}")
+        self._validate_availability()
 
 
 # ------------------------------------------------------------------------------------------- capacities
@@ -257,7 +301,13 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
     g, b = inp.turbines, inp.battery
     load = inp.arr(inp.load_kw if load_kw is None else load_kw)
     tu, bp, be = caps.turbine_units, caps.battery_p_kw, caps.battery_e_kwh
-    n_units_max = tu.existing if tu.var is None else INF
+    # availability: units of the installed fleet out of service, battery shares in service (1 = all)
+    out_units = g.n_units - inp.units_available()
+    n_units_max = np.maximum(tu.existing - out_units, 0.0) if tu.var is None else INF
+    # units an outage takes offline: a fall of the units in service (at t0: below the units online before)
+    prev_avail = np.concatenate([[g.units_online_initial], g.n_units - out_units[:-1]]) if n else np.zeros(0)
+    trip = np.maximum(prev_avail - (g.n_units - out_units), 0.0)
+    ap, ae = inp.battery_p_available(), inp.battery_e_available()
     eta = b.efficiency_oneway_pu
     integer = not relax
 
@@ -267,7 +317,10 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
     lm.var("turbines_online", n, 0.0, n_units_max, integer=integer, units="1", long_name="turbines online")
     lm.var("turbine_startups", n, 0.0, INF, integer=integer, units="1", long_name="turbine starts")
     lm.var("turbine_shutdowns", n, 0.0, INF, integer=integer, units="1", long_name="turbine stops")
-    pb_ub = bp.existing if bp.var is None else INF
+    if trip.any():  # forced stops: at most the units the outage takes, no start/stop constraint on them
+        lm.var("turbine_forced_shutdowns", n, 0.0, trip, integer=integer, units="1",
+               long_name="turbine units taken offline by an outage")
+    pb_ub = ap * bp.existing if bp.var is None else INF
     lm.var("battery_charge_kw", n, 0.0, pb_ub, units="kW", long_name="battery charging power (AC)")
     lm.var("battery_discharge_kw", n, 0.0, pb_ub, units="kW", long_name="battery discharging power (AC)")
     if be.var is None:
@@ -319,18 +372,21 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
                 lb=0.0, long_name="turbine output above minimum stable load")
     u0 = np.zeros(n)
     u0[0] = g.units_online_initial
+    forced = [("turbine_forced_shutdowns", None, None, 1.0)] if trip.any() else []
     lm.rows("turbine_commitment_balance", n,
             [("turbines_online", T, T, 1.0), ("turbines_online", T[1:], T[:-1], -1.0),
-             ("turbine_startups", None, None, -1.0), ("turbine_shutdowns", None, None, 1.0)],
-            lb=u0, ub=u0, long_name="units online change by starts and stops")
+             ("turbine_startups", None, None, -1.0), ("turbine_shutdowns", None, None, 1.0)] + forced,
+            lb=u0, ub=u0, long_name="units online change by starts, stops and outages")
     if tu.var is not None:
         lm.rows("turbine_units_available", n, [("turbines_online", None, None, 1.0)] + tu.terms(T, 1.0),
-                ub=tu.existing, long_name="units online within units installed")
+                ub=tu.existing - out_units, long_name="units online within units installed and in service")
     ut = int(np.ceil(g.min_up_h / dt - 1e-9))
     if ut > 1:
         rows, pos = _window_terms(n, ut)
-        lm.rows("turbine_min_up", n, [("turbine_startups", rows, pos, 1.0), ("turbines_online", None, None, -1.0)],
-                ub=-_recent_sum(g.startups_recent, ut, n), long_name="minimum up time")
+        # units started in the window stay on, except those an outage took offline since
+        tripped = [("turbine_forced_shutdowns", rows, pos, -1.0)] if trip.any() else []
+        lm.rows("turbine_min_up", n, [("turbine_startups", rows, pos, 1.0), ("turbines_online", None, None, -1.0)]
+                + tripped, ub=-_recent_sum(g.startups_recent, ut, n), long_name="minimum up time")
     dtn = int(np.ceil(g.min_down_h / dt - 1e-9))
     if dtn > 1:
         rows, pos = _window_terms(n, dtn)
@@ -340,10 +396,10 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
 
     # ---- battery
     if bp.var is not None:
-        lm.rows("battery_charge_limit", n, [("battery_charge_kw", None, None, 1.0)] + bp.terms(T, 1.0),
-                ub=bp.existing, long_name="battery charging power limit")
-        lm.rows("battery_discharge_limit", n, [("battery_discharge_kw", None, None, 1.0)] + bp.terms(T, 1.0),
-                ub=bp.existing, long_name="battery discharging power limit")
+        lm.rows("battery_charge_limit", n, [("battery_charge_kw", None, None, 1.0)] + bp.terms(T, ap),
+                ub=ap * bp.existing, long_name="battery charging power limit")
+        lm.rows("battery_discharge_limit", n, [("battery_discharge_kw", None, None, 1.0)] + bp.terms(T, ap),
+                ub=ap * bp.existing, long_name="battery discharging power limit")
     if be.var is not None:
         lm.rows("battery_soc_max", n, [("battery_soc_kwh", None, None, 1.0)] + be.terms(T, b.soc_max_pu),
                 ub=b.soc_max_pu * be.existing, long_name="battery SOC below maximum")
@@ -360,6 +416,7 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
     soc_final = b.soc_initial_pu if (b.soc_final_pu is None or cyclic_soc) else b.soc_final_pu
     lm.rows("battery_final_soc", 1, [("battery_soc_kwh", [0], [n - 1], 1.0)] + be.terms(np.array([0]), soc_final),
             lb=soc_final * be.existing, long_name="battery state of charge at the end of the horizon")
+    out_soc = _battery_out_of_service(lm, inp, be, ae, cyclic_soc) if np.any(ae < 1.0) else []
 
     # ---- 30-minute load-reduction commitment
     if inp.reduction_kw > 0:
@@ -367,15 +424,18 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
         lm.var("reserve_turbine_kw", n, 0.0, INF, units="kW", long_name="turbine headroom held for load reduction")
         lm.rows("reserve_battery_power", n, [("reserve_battery_kw", None, None, 1.0),
                                              ("battery_discharge_kw", None, None, 1.0),
-                                             ("battery_charge_kw", None, None, -1.0)] + bp.terms(T, 1.0),
-                ub=bp.existing, long_name="battery reserve within power headroom")
+                                             ("battery_charge_kw", None, None, -1.0)] + bp.terms(T, ap),
+                ub=ap * bp.existing, long_name="battery reserve within power headroom")
+        # only the energy of the units in service (above their minimum) can serve the reserve
         lm.rows("reserve_battery_energy", n, [("reserve_battery_kw", None, None, inp.reduction_duration_h / eta),
-                                              ("battery_soc_kwh", None, None, -1.0)] + be.terms(T, -b.soc_min_pu),
-                ub=-b.soc_min_pu * be.existing, long_name="battery reserve within stored energy")
+                                              ("battery_soc_kwh", None, None, -1.0)]
+                + [(name, r, p, -c) for name, r, p, c in out_soc] + be.terms(T, -ae * b.soc_min_pu),
+                ub=-ae * b.soc_min_pu * be.existing, long_name="battery reserve within stored energy")
         if g.quick_start:
             lm.rows("reserve_turbine_headroom", n, [("reserve_turbine_kw", None, None, 1.0),
                                                     ("turbine_p_kw", None, None, 1.0)] + tu.terms(T, g.p_max_kw),
-                    ub=tu.existing * g.p_max_kw, long_name="turbine reserve within installed capacity (quick start)")
+                    ub=(tu.existing - out_units) * g.p_max_kw,
+                    long_name="turbine reserve within installed capacity in service (quick start)")
         else:
             lm.rows("reserve_turbine_headroom", n, [("reserve_turbine_kw", None, None, 1.0),
                                                     ("turbine_p_kw", None, None, 1.0),
@@ -404,6 +464,44 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
     lm.add_cost("turbine_p_kw", w * (inp.arr(inp.gas_price_usd_mmbtu) * fuel + g.vom_usd_kwh * dt))
     lm.add_cost("turbine_startups", w * g.start_cost_usd)
     lm.add_cost("curtailed_kw", w * inp.value_of_lost_load_usd_kwh * dt)
+
+
+def _battery_out_of_service(lm: LinearModel, inp: DispatchInputs, be: Capacity, ae: np.ndarray,
+                            cyclic_soc: bool) -> list:
+    """Energy held by battery units out of service (`ae` < 1), for identical units at one state of charge.
+
+    battery_soc_kwh stays the energy of the whole battery (as the simulator meters it). Units taken out at
+    the start of step t take their share of the in-service energy X = soc - out with them and keep it
+    until they return; units returning bring back their share of the held energy:
+
+        out[t] = (1 - d_out - d_in) out[t-1] + d_out soc[t-1]        (out[-1] = 0, soc[-1] = initial SOC)
+        d_out = (a[t-1] - a[t]) / a[t-1] when a falls,  d_in = (a[t] - a[t-1]) / (1 - a[t-1]) when it rises
+        a soc_min E <= soc - out <= a soc_max E                      (battery_soc_in_service_min/max)
+
+    Exact for whole units at equal SOC; always feasible (what the units out hold stays within their own
+    window). Returns the term that makes a row holding `soc` hold the in-service energy `soc - out`."""
+    n, b = inp.n, inp.battery
+    T = np.arange(n)
+    a_prev = np.concatenate([[1.0], ae[:-1]])
+    fall, rise = np.maximum(a_prev - ae, 0.0), np.maximum(ae - a_prev, 0.0)
+    d_out = np.divide(fall, a_prev, out=np.zeros(n), where=a_prev > 0)
+    d_in = np.divide(rise, 1.0 - a_prev, out=np.zeros(n), where=a_prev < 1)
+    keep = 1.0 - d_out - d_in
+    name = "battery_soc_out_of_service_kwh"
+    lm.var(name, n, 0.0, INF, units="kWh", long_name="energy held by battery units out of service, end of step")
+    rhs = np.zeros(n)
+    rhs[0] = d_out[0] * b.soc_initial_pu * be.existing
+    terms = [(name, T, T, 1.0), (name, T[1:], T[:-1], -keep[1:]), ("battery_soc_kwh", T[1:], T[:-1], -d_out[1:])]
+    if cyclic_soc:
+        terms += be.terms(np.array([0]), d_out[0] * b.soc_initial_pu)
+    lm.rows("battery_energy_out_of_service", n, terms, lb=rhs, ub=rhs,
+            long_name="energy taken out and brought back by battery units out of service")
+    x = [("battery_soc_kwh", None, None, 1.0), (name, None, None, -1.0)]
+    lm.rows("battery_soc_in_service_min", n, x + be.terms(T, ae * b.soc_min_pu), lb=ae * b.soc_min_pu * be.existing,
+            long_name="battery units in service above their minimum SOC")
+    lm.rows("battery_soc_in_service_max", n, x + be.terms(T, ae * b.soc_max_pu), ub=ae * b.soc_max_pu * be.existing,
+            long_name="battery units in service below their maximum SOC")
+    return [(name, None, None, -1.0)]
 
 
 def _window_terms(n: int, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -508,6 +606,18 @@ def extract_dispatch(lm: LinearModel, info: SolveInfo, inp: DispatchInputs) -> x
         "co2_grid_kg": xr.DataArray(grid * dt * inp.grid_co2_kg_kwh, dims="time", attrs=attr("kg", "grid CO2")),
         "nox_kg": xr.DataArray(fuel * g.nox_kg_per_mmbtu, dims="time", attrs=attr("kg", "turbine NOx")),
     }, coords={"time": tcoord})
+    if "turbine_forced_shutdowns" in lm.vars:
+        ds["turbine_forced_shutdowns"] = da("turbine_forced_shutdowns")
+    if "battery_soc_out_of_service_kwh" in lm.vars:
+        ds["battery_soc_out_of_service_kwh"] = da("battery_soc_out_of_service_kwh")
+    if inp.turbine_units_available is not None:
+        ds["turbine_units_available"] = xr.DataArray(inp.units_available(), dims="time",
+                                                      attrs=attr("1", "turbine units in service"))
+    if inp.battery_p_available_pu is not None or inp.battery_e_available_pu is not None:
+        ds["battery_p_available_kw"] = xr.DataArray(inp.battery_p_available() * inp.battery.p_max_kw, dims="time",
+                                                     attrs=attr("kW", "battery power in service"))
+        ds["battery_e_available_kwh"] = xr.DataArray(inp.battery_e_available() * inp.battery.e_max_kwh, dims="time",
+                                                     attrs=attr("kWh", "battery energy capacity in service"))
     if "reserve_battery_kw" in lm.vars:
         ds["reserve_battery_kw"] = da("reserve_battery_kw")
         ds["reserve_turbine_kw"] = da("reserve_turbine_kw")
@@ -572,7 +682,10 @@ def _slice_inputs(inp: DispatchInputs, s: slice, **over) -> DispatchInputs:
     return replace(inp, time=inp.time[s], load_kw=cut(inp.load_kw), price_usd_kwh=cut(inp.price_usd_kwh),
                    grid_import_max_kw=cut(inp.grid_import_max_kw), gas_price_usd_mmbtu=cut(inp.gas_price_usd_mmbtu),
                    load_capping_allowance_kw=cut(inp.load_capping_allowance_kw),
-                   curtailment_max_kw=cut(inp.curtailment_max_kw), **over)
+                   curtailment_max_kw=cut(inp.curtailment_max_kw),
+                   turbine_units_available=cut(inp.turbine_units_available),
+                   battery_p_available_pu=cut(inp.battery_p_available_pu),
+                   battery_e_available_pu=cut(inp.battery_e_available_pu), **over)
 
 
 def solve_dispatch_rolling(inputs: DispatchInputs, window_h: float = 168, overlap_h: float = 24,
@@ -646,9 +759,11 @@ def solve_dispatch_rolling(inputs: DispatchInputs, window_h: float = 168, overla
 
 
 def _shutdowns(ds: xr.Dataset, u_prev: float) -> np.ndarray:
+    """Voluntary stops per step (the units an outage took offline are not under the minimum down time)."""
     u = ds["turbines_online"].values
     du = np.diff(np.concatenate([[u_prev], u]))
-    return np.maximum(0.0, -du)
+    forced = ds["turbine_forced_shutdowns"].values if "turbine_forced_shutdowns" in ds else 0.0
+    return np.maximum(0.0, -du - forced)
 
 
 # ------------------------------------------------------------------------------------------- persistent
