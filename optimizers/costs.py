@@ -177,6 +177,7 @@ class ChillerCosts:
     capex_usd_kw_thermal: float
     fom_usd_kw_thermal_year: float
     lifetime_years: float
+    cop_pu: float  # kW of cooling per kW of electricity, fans included
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,8 @@ def _load(file: str) -> Costs:
     secs = {name: _section(cls, raw, name, file, problems, prov) for name, cls in classes.items()}
     if secs["tariff_tva_tou_proxy"] is not None:
         problems += secs["tariff_tva_tou_proxy"].problems(file)
+    if secs["chiller"] is not None and not secs["chiller"].cop_pu > 0:
+        problems.append(Problem(file, "chiller.cop_pu.value", f"{secs['chiller'].cop_pu}, expected > 0"))
     if problems:
         raise InputError(problems)
     return Costs(**secs, provenance=prov, file=file)

@@ -17,14 +17,14 @@ default (continuous units online, a year-hourly LP plus one integer: turbines bu
 from __future__ import annotations
 
 import time as _time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyomo.environ as pyo
 import xarray as xr
 
 from optimizers.common import INF, LinearModel, elastic_resolve, raise_if_out_of_time, solve
-from optimizers.costs import Costs, crf
+from optimizers.costs import Costs, crf, load_costs
 from optimizers.dispatch import (
     HARD_LIMITS,
     Capacity,
@@ -40,42 +40,48 @@ from twin.errors import InputError
 _SRC = "<ExpansionInputs>"
 
 
+def _cost(section: str, key: str):
+    """Default of an ExpansionInputs field: the figure of data/costs.yaml (its source is there)."""
+    return field(default_factory=lambda: float(getattr(getattr(load_costs(), section), key)))
+
+
 @dataclass(frozen=True)
 class ExpansionInputs:
     """`operation` holds the horizon (load, prices, limits) and the technology performance; its
-    `turbines.n_units`, `battery.p_max_kw` / `e_max_kwh` are the capacities that exist already."""
+    `turbines.n_units`, `battery.p_max_kw` / `e_max_kwh` are the capacities that exist already. Costs and the
+    chiller COP not given default to the shipped data/costs.yaml (`from_costs` takes another file's)."""
 
     operation: DispatchInputs
-    discount_rate_pu: float = 0.07
+    discount_rate_pu: float = _cost("financial", "discount_rate_pu")
     # turbines of the type in operation.turbines
-    turbine_capex_usd_kw: float = 1500.0
-    turbine_fom_usd_kw_year: float = 18.0
-    turbine_lifetime_years: float = 25.0
+    turbine_capex_usd_kw: float = _cost("turbine_smt130", "capex_usd_kw")
+    turbine_fom_usd_kw_year: float = _cost("turbine_smt130", "fom_usd_kw_year")
+    turbine_lifetime_years: float = _cost("turbine_smt130", "lifetime_years")
     turbine_units_max: float = INF
     turbine_integer: bool = True
     # battery
-    battery_capex_usd_kwh: float = 377.0
-    battery_capex_usd_kw: float = 0.0
-    battery_fom_usd_kw_year: float = 10.0
-    battery_lifetime_years: float = 15.0
+    battery_capex_usd_kwh: float = _cost("battery_megapack", "capex_usd_kwh")
+    battery_capex_usd_kw: float = _cost("battery_megapack", "capex_usd_kw")
+    battery_fom_usd_kw_year: float = _cost("battery_megapack", "fom_usd_kw_year")
+    battery_lifetime_years: float = _cost("battery_megapack", "lifetime_years")
     battery_p_new_max_kw: float = INF
     battery_e_new_max_kwh: float = INF
     battery_duration_min_h: float | None = None
     battery_duration_max_h: float | None = None
     # grid connection
     grid_existing_kw: float = 0.0
-    grid_capex_usd_kw: float = 200.0
-    grid_fom_usd_kw_year: float = 2.0
-    grid_lifetime_years: float = 40.0
+    grid_capex_usd_kw: float = _cost("grid", "interconnection_capex_usd_kw")
+    grid_fom_usd_kw_year: float = _cost("grid", "interconnection_fom_usd_kw_year")
+    grid_lifetime_years: float = _cost("grid", "interconnection_lifetime_years")
     grid_new_max_kw: float = INF
     # chillers
     cooling_load_kw_thermal: np.ndarray | None = None
-    chiller_cop: np.ndarray | float = 5.0
+    chiller_cop: np.ndarray | float = _cost("chiller", "cop_pu")  # scalar or per step (e.g. the simulated COP)
     chiller_existing_kw_thermal: float = 0.0
     chiller_margin_pu: float = 0.0  # spare capacity above the peak cooling load (e.g. N+1 as a fraction)
-    chiller_capex_usd_kw_thermal: float = 150.0
-    chiller_fom_usd_kw_thermal_year: float = 3.0
-    chiller_lifetime_years: float = 20.0
+    chiller_capex_usd_kw_thermal: float = _cost("chiller", "capex_usd_kw_thermal")
+    chiller_fom_usd_kw_thermal_year: float = _cost("chiller", "fom_usd_kw_thermal_year")
+    chiller_lifetime_years: float = _cost("chiller", "lifetime_years")
     # operation
     relax_commitment: bool = True
     cost_weight: float = 1.0  # per-step operating costs x this = a year (8760 h / horizon h)
@@ -94,6 +100,7 @@ class ExpansionInputs:
             grid_lifetime_years=g.interconnection_lifetime_years,
             chiller_capex_usd_kw_thermal=c.capex_usd_kw_thermal,
             chiller_fom_usd_kw_thermal_year=c.fom_usd_kw_thermal_year, chiller_lifetime_years=c.lifetime_years,
+            chiller_cop=c.cop_pu,
         )
         kw.update(over)
         return cls(operation=operation, **kw)

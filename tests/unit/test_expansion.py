@@ -138,6 +138,53 @@ def test_from_costs_uses_the_shipped_cost_file():
     assert crf(0.07, 25) == pytest.approx(c.financial.crf(25))
 
 
+def test_defaults_are_the_sourced_cost_file_figures():
+    # no cost or performance default of its own: each one is the data/costs.yaml figure, which has a source
+    c = load_costs()
+    inp = ExpansionInputs(operation=_day())
+    pairs = {"discount_rate_pu": "financial.discount_rate_pu", "turbine_capex_usd_kw": "turbine_smt130.capex_usd_kw",
+             "turbine_fom_usd_kw_year": "turbine_smt130.fom_usd_kw_year",
+             "turbine_lifetime_years": "turbine_smt130.lifetime_years",
+             "battery_capex_usd_kwh": "battery_megapack.capex_usd_kwh", "battery_capex_usd_kw": "battery_megapack.capex_usd_kw",
+             "battery_fom_usd_kw_year": "battery_megapack.fom_usd_kw_year",
+             "battery_lifetime_years": "battery_megapack.lifetime_years",
+             "grid_capex_usd_kw": "grid.interconnection_capex_usd_kw", "grid_fom_usd_kw_year": "grid.interconnection_fom_usd_kw_year",
+             "grid_lifetime_years": "grid.interconnection_lifetime_years", "chiller_cop": "chiller.cop_pu",
+             "chiller_capex_usd_kw_thermal": "chiller.capex_usd_kw_thermal",
+             "chiller_fom_usd_kw_thermal_year": "chiller.fom_usd_kw_thermal_year",
+             "chiller_lifetime_years": "chiller.lifetime_years"}
+    for name, key in pairs.items():
+        sec, item = key.split(".")
+        assert getattr(inp, name) == getattr(getattr(c, sec), item), name
+        assert c.provenance[key].source, key
+    assert inp.battery_fom_usd_kw_year == pytest.approx(37.7)
+    assert ExpansionInputs.from_costs(_day(), c).chiller_cop == c.chiller.cop_pu
+
+
+def test_chiller_cop_is_the_catalog_air_cooled_chiller_with_its_fans():
+    # the next phase's chiller (sites/colossus-next.yaml): 1,500 kW at compressor COP 3.42 plus 45 kW of fans
+    from twin.catalog import load_catalog
+
+    ch = load_catalog().get("chiller", "air-cooled-chiller-1500kw")
+    assert (ch.q_unit_max_kw, ch.cop_rated, ch.p_fan_kw) == (1500.0, 3.42, 45.0)
+    by_hand = 1500.0 / (1500.0 / 3.42 + 45.0)  # 3.1018
+    assert load_costs().chiller.cop_pu == pytest.approx(by_hand, abs=0.005)
+    assert load_costs().provenance["chiller.cop_pu"].confidence == "derived"
+
+
+def test_default_chiller_cop_sizes_the_grid_by_hand():
+    # as the chiller test above without a COP: the peak site load is 50 kW + 400 kW / 3.10
+    q = np.full(24, 300.0)
+    q[15] = 400.0
+    op = _day(load_kw=np.full(24, 50.0), grid_import_max_kw=1e6, demand_charge_usd_kw_month=0.0,
+              price_usd_kwh=np.full(24, 0.05))
+    inp = ExpansionInputs(operation=op, cooling_load_kw_thermal=q, cost_weight=365.0, turbine_units_max=0.0,
+                          battery_p_new_max_kw=0.0, battery_e_new_max_kwh=0.0)
+    ds = solve_expansion(inp)
+    assert float(ds.grid_new_kw) == pytest.approx(50.0 + 400.0 / 3.10, rel=1e-6)
+    np.testing.assert_allclose(ds.chiller_p_kw, q / 3.10, rtol=1e-12)
+
+
 def test_expansion_infeasible_names_the_grid_cap():
     op = _day(grid_import_max_kw=100.0)
     inp = ExpansionInputs(operation=op, **{**EXP, "turbine_units_max": 0.0, "battery_e_new_max_kwh": 60.0})
