@@ -82,6 +82,9 @@ from optimizers.common import (
 from twin.errors import InputError
 
 KJ_PER_MMBTU = 1_055_055.85
+# Cost of a stop forced by an outage, USD: a token, so the optimiser never starts a unit just to trip it (with
+# free starts it could, and the starts would carry into the next window's minimum up time); not in cost_*_usd
+FORCED_STOP_TOKEN_USD = 1e-3
 _SRC = "<DispatchInputs>"
 
 # Elastic penalties (USD per kW-step, or per t for caps): the grid cap is the limit a planner negotiates
@@ -463,6 +466,8 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
     lm.add_cost("grid_import_kw", w * inp.arr(inp.price_usd_kwh) * dt)
     lm.add_cost("turbine_p_kw", w * (inp.arr(inp.gas_price_usd_mmbtu) * fuel + g.vom_usd_kwh * dt))
     lm.add_cost("turbine_startups", w * g.start_cost_usd)
+    if "turbine_forced_shutdowns" in lm.vars:  # a token cost: no start-and-trip cycles when starts are free
+        lm.add_cost("turbine_forced_shutdowns", w * FORCED_STOP_TOKEN_USD)
     lm.add_cost("curtailed_kw", w * inp.value_of_lost_load_usd_kwh * dt)
 
 
@@ -731,7 +736,9 @@ def solve_dispatch_rolling(inputs: DispatchInputs, window_h: float = 168, overla
         infos.append(ds.attrs)
         # carry state
         soc_end = float(ds["battery_soc_kwh"].values[-1])
-        su = np.concatenate([np.asarray(state["su"], float), ds["turbine_startups"].values])[-hist:]
+        # starts net of outage stops: the min up window of the next window is relieved by the trips as here
+        forced = ds["turbine_forced_shutdowns"].values if "turbine_forced_shutdowns" in ds else 0.0
+        su = np.concatenate([np.asarray(state["su"], float), ds["turbine_startups"].values - forced])[-hist:]
         sd_all = np.concatenate([np.asarray(state["sd"], float), _shutdowns(ds, state["u"])])[-hist:]
         state = dict(soc=soc_end / b.e_max_kwh if b.e_max_kwh > 0 else 0.0,
                      u=float(ds["turbines_online"].values[-1]), su=tuple(np.round(su).astype(int).tolist()),
