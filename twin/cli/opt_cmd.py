@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -125,6 +126,32 @@ def _save(ds, sc, kind: str, summary: dict, no_save: bool) -> str | None:
     return save_run(out, clean)
 
 
+Rows = list[tuple[str, object]]
+# run(sc, ds_sim, step) -> (result, summary rows); calls step(name) on entering each of its stages
+Solver = Callable[..., tuple[object, Rows]]
+
+
+def _optimize(scenario: Path, kind: str, title: str, stages: list[str], run: Solver, no_save: bool) -> None:
+    """What every subcommand shares: load the scenario, simulate it under a progress bar over the steps
+    ["simulate", *stages, "done"], let `run(sc, ds_sim, step)` do the optimiser's part (it calls `step(name)` on
+    entering each of `stages`) and return the result Dataset and its summary rows, then print the table "<title> on <site> (<scenario>)" and write the run as "<scenario>-opt-<kind>".
+    Bad input raises InputError (the CLI's entry point prints it and exits 1); an infeasible problem prints the
+    planner's explanation and exits 1 before anything is printed or written."""
+    from optimizers.adapters import simulated
+
+    sc = _load(scenario)
+    con = _console()
+    with _Steps(kind, ["simulate", *stages, "done"]) as st:
+        ds_sim = simulated(sc, progress=st.sim_tick)
+        try:
+            ds, rows = run(sc, ds_sim, st.step)
+        except InfeasibleError as exc:
+            st.__exit__(None, None, None)
+            _fail(exc)
+        st.step("done")
+    _finish(con, f"{title} on {sc.site} ({sc.name})", rows, ds, sc, kind, no_save)
+
+
 def _finish(con, title, rows, ds, sc, kind, no_save):
     # a solve stopped by its time limit with an incumbent is usable but not proven optimal: say so
     status = ds.attrs.get("solver_status")
@@ -151,36 +178,31 @@ def placement_cmd(
     no_save: NoSave = False,
 ) -> None:
     """Place a queue of jobs on the free GPUs the scenario leaves, under every power and heat limit."""
-    from optimizers.adapters import layout_of, load_queue, placement_state, simulated
+    from optimizers.adapters import layout_of, load_queue, placement_state
     from optimizers.placement import PlacementOptions, optimize_placement, random_jobs
 
-    sc = _load(scenario)
-    con = _console()
-    with _Steps("placement", ["simulate", "state", "solve", "done"]) as st:
-        ds_sim = simulated(sc, progress=st.sim_tick)
-        st.step("state")
+    def run(sc, ds_sim, step):
+        step("state")
         layout = layout_of(sc)
         state = placement_state(sc, layout, ds_sim)
         q = load_queue(queue) if queue is not None else random_jobs(jobs, seed)
-        st.step("solve")
-        try:
-            ds = optimize_placement(layout, q, state, PlacementOptions(
-                reserve_pu=reserve, time_limit_s=sc.solver.time_limit_s, rel_gap=sc.solver.rel_gap))
-        except InfeasibleError as exc:
-            st.__exit__(None, None, None)
-            _fail(exc)
-        st.step("done")
-    a = ds.attrs
-    r = layout.racks
-    gpus_per_node = np.array([g.server.gpus_per_node if g.server else 0 for g in layout.groups])[r.group]
-    rows = [("jobs in queue", ds.sizes["job"]), ("jobs admitted", a["jobs_admitted"]), ("GPUs admitted", a["gpus_admitted"]),
+        step("solve")
+        ds = optimize_placement(layout, q, state, PlacementOptions(
+            reserve_pu=reserve, time_limit_s=sc.solver.time_limit_s, rel_gap=sc.solver.rel_gap))
+        a = ds.attrs
+        r = layout.racks
+        gpus_per_node = np.array([g.server.gpus_per_node if g.server else 0 for g in layout.groups])[r.group]
+        return ds, [
+            ("jobs in queue", ds.sizes["job"]), ("jobs admitted", a["jobs_admitted"]), ("GPUs admitted", a["gpus_admitted"]),
             ("GPUs free before", int((state.free_nodes * gpus_per_node)[r.role == 0].sum())),
             ("value admitted (priority x GPU-h)", a["objective_value"]), ("value requested", a["value_requested"]),
             ("LP bound on value", a.get("relaxation_objective_value", float("nan"))),
             ("MIP gap", a["solver_mip_gap"]), ("smallest power headroom (pu)", a["min_headroom_pu"]),
-            ("binding limits", a["binding_limits"][:80]), ("cross-check", "ok" if a["cross_check_max_overload_kw"] <= 1e-3 else "VIOLATION"),
+            ("binding limits", a["binding_limits"][:80]),
+            ("cross-check", "ok" if a["cross_check_max_overload_kw"] <= 1e-3 else "VIOLATION"),
             ("solve time (s)", a["solver_solve_s"])]
-    _finish(con, f"placement on {sc.site} ({sc.name})", rows, ds, sc, "placement", no_save)
+
+    _optimize(scenario, "placement", "placement", ["state", "solve"], run, no_save)
 
 
 # --------------------------------------------------------------------------------------------- capping
@@ -193,33 +215,27 @@ def capping_cmd(
     no_save: NoSave = False,
 ) -> None:
     """Per-job GPU power caps that maximise throughput under the site limit at the tightest hour."""
-    from optimizers.adapters import capping_cross_check, capping_inputs, simulated
+    from optimizers.adapters import capping_cross_check, capping_inputs
     from optimizers.capping import optimize_capping
 
-    sc = _load(scenario)
-    con = _console()
-    with _Steps("capping", ["simulate", "solve", "cross-check", "done"]) as st:
-        ds_sim = simulated(sc, progress=st.sim_tick)
-        st.step("solve")
+    def run(sc, ds_sim, step):
+        step("solve")
         inp, t = capping_inputs(sc, ds_sim, None if limit_mw is None else limit_mw * 1000.0)
-        try:
-            ds = optimize_capping(inp)
-        except InfeasibleError as exc:
-            st.__exit__(None, None, None)
-            _fail(exc)
-        st.step("cross-check")
+        ds = optimize_capping(inp)
+        step("cross-check")
         cc = capping_cross_check(sc, ds_sim, t, ds)
         ds.attrs["cross_check_ok"] = int(cc["ok"])
-        st.step("done")
-    a = ds.attrs
-    rows = [("hour", str(t)[:16]), ("site limit (MW)", a["p_site_max_kw"] / 1000), ("load uncapped (MW)", a["p_uncapped_kw"] / 1000),
-            ("load capped (MW)", a["p_capped_kw"] / 1000), ("jobs", ds.sizes["job"]),
-            ("lowest cap (pu)", float(ds["cap_pu"].min())), ("throughput lost (pu)", a["throughput_lost_pu"]),
-            ("throughput lost (GPU-eq)", a["throughput_lost_gpu_eq"]),
+        a = ds.attrs
+        return ds, [
+            ("hour", str(t)[:16]), ("site limit (MW)", a["p_site_max_kw"] / 1000),
+            ("load uncapped (MW)", a["p_uncapped_kw"] / 1000), ("load capped (MW)", a["p_capped_kw"] / 1000),
+            ("jobs", ds.sizes["job"]), ("lowest cap (pu)", float(ds["cap_pu"].min())),
+            ("throughput lost (pu)", a["throughput_lost_pu"]), ("throughput lost (GPU-eq)", a["throughput_lost_gpu_eq"]),
             ("marginal throughput (GPU-eq per MW)", a.get("marginal_throughput_gpu_eq_per_mw", float("nan"))),
             ("layout check: site demand after caps (MW)", cc["p_site_after_kw"] / 1000),
             ("layout cross-check", "ok" if cc["ok"] else "VIOLATION")]
-    _finish(con, f"power capping on {sc.site} ({sc.name})", rows, ds, sc, "capping", no_save)
+
+    _optimize(scenario, "capping", "power capping", ["solve", "cross-check"], run, no_save)
 
 
 # --------------------------------------------------------------------------------------------- dispatch
@@ -235,47 +251,40 @@ def dispatch_cmd(
     """Least-cost grid / turbine / battery dispatch of the simulated load under the scenario's limits, planned
     at the bus (optimizers.adapters.dispatch_inputs_at_bus) and fed back through the simulator, which checks
     every limit in its own terms (cap and ramp at the utility feed, battery, turbines, unserved load)."""
-    from optimizers.adapters import dispatch_feedback, dispatch_inputs_at_bus, simulated
+    from optimizers.adapters import dispatch_feedback, dispatch_inputs_at_bus
     from optimizers.dispatch import solve_dispatch, solve_dispatch_rolling
-
-    sc = _load(scenario)
-    con = _console()
-    with _Steps("dispatch", ["simulate", "solve", "cross-check", "done"]) as st:
-        ds_sim = simulated(sc, progress=st.sim_tick)
-        st.step("solve")
-        inp = dispatch_inputs_at_bus(sc, ds_sim)
-        try:
-            if window_h:
-                ds = solve_dispatch_rolling(inp, window_h=window_h, time_limit_s=sc.solver.time_limit_s,
-                                            rel_gap=sc.solver.rel_gap, relax=relax)
-            else:
-                ds = solve_dispatch(inp, time_limit_s=sc.solver.time_limit_s, rel_gap=sc.solver.rel_gap, relax=relax)
-        except InfeasibleError as exc:
-            st.__exit__(None, None, None)
-            _fail(exc)
-        st.step("cross-check")
-        fb = dispatch_feedback(sc, ds_sim, ds)
-        st.step("done")
-    a = ds.attrs
-    rows = [(k, a[k]) for k in ("cost_total_usd", "cost_energy_usd", "cost_demand_usd", "cost_fuel_usd", "cost_start_usd",
-                                "cost_curtailment_usd", "co2_onsite_t", "co2_grid_t", "nox_t") if k in a]
-    rows += [("load energy at the bus (MWh)", float(inp.load_kw.sum() * inp.dt_h / 1000)), ("steps", inp.n)]
     from twin.sim.engine import check_limits
 
-    fa = fb.attrs
-    lim = check_limits(fb)
-    a["cross_check_ok"] = int(fa["feedback_limits_ok"])
-    for k, v in lim.items():
-        a[f"cross_check_{k}"] = v
-    worst = fa["feedback_worst_limit"]
-    unit = dict(zip(fb["limit"].values.tolist(), fb["limit_units"].values.tolist(), strict=True))[worst]
-    rows += [("simulator cross-check: limits respected", bool(fa["feedback_limits_ok"])),
-             ("simulator: worst violation", ("none above 1 kW; largest " if fa["feedback_limits_ok"] else "")
-              + (f"{worst} {_fmt(float(lim[worst]))} {unit}" if lim[worst] > 0 else "0")),
-             ("simulator: SOC vs plan, max diff (kWh)", fa.get("feedback_soc_max_diff_kwh", float("nan"))),
-             ("simulator: grid at bus vs plan, max diff (kW)", fa.get("feedback_grid_bus_max_diff_kw", float("nan"))),
-             ("simulator: energy cost at the meter (USD)", fa["feedback_energy_cost_usd"])]
-    _finish(con, f"dispatch on {sc.site} ({sc.name})", rows, ds, sc, "dispatch", no_save)
+    def run(sc, ds_sim, step):
+        step("solve")
+        inp = dispatch_inputs_at_bus(sc, ds_sim)
+        if window_h:
+            ds = solve_dispatch_rolling(inp, window_h=window_h, time_limit_s=sc.solver.time_limit_s,
+                                        rel_gap=sc.solver.rel_gap, relax=relax)
+        else:
+            ds = solve_dispatch(inp, time_limit_s=sc.solver.time_limit_s, rel_gap=sc.solver.rel_gap, relax=relax)
+        step("cross-check")
+        fb = dispatch_feedback(sc, ds_sim, ds)
+        a, fa = ds.attrs, fb.attrs
+        rows = [(k, a[k]) for k in ("cost_total_usd", "cost_energy_usd", "cost_demand_usd", "cost_fuel_usd",
+                                    "cost_start_usd", "cost_curtailment_usd", "co2_onsite_t", "co2_grid_t", "nox_t")
+                if k in a]
+        rows += [("load energy at the bus (MWh)", float(inp.load_kw.sum() * inp.dt_h / 1000)), ("steps", inp.n)]
+        lim = check_limits(fb)
+        a["cross_check_ok"] = int(fa["feedback_limits_ok"])
+        for k, v in lim.items():
+            a[f"cross_check_{k}"] = v
+        worst = fa["feedback_worst_limit"]
+        unit = dict(zip(fb["limit"].values.tolist(), fb["limit_units"].values.tolist(), strict=True))[worst]
+        rows += [("simulator cross-check: limits respected", bool(fa["feedback_limits_ok"])),
+                 ("simulator: worst violation", ("none above 1 kW; largest " if fa["feedback_limits_ok"] else "")
+                  + (f"{worst} {_fmt(float(lim[worst]))} {unit}" if lim[worst] > 0 else "0")),
+                 ("simulator: SOC vs plan, max diff (kWh)", fa.get("feedback_soc_max_diff_kwh", float("nan"))),
+                 ("simulator: grid at bus vs plan, max diff (kW)", fa.get("feedback_grid_bus_max_diff_kw", float("nan"))),
+                 ("simulator: energy cost at the meter (USD)", fa["feedback_energy_cost_usd"])]
+        return ds, rows
+
+    _optimize(scenario, "dispatch", "dispatch", ["solve", "cross-check"], run, no_save)
 
 
 # --------------------------------------------------------------------------------------------- expansion
@@ -285,27 +294,18 @@ def dispatch_cmd(
 def expansion_cmd(scenario: ScenarioArg, no_save: NoSave = False) -> None:
     """Least annualised cost turbines, battery, grid and chillers for the simulated load (the horizon
     stands for a year)."""
-    from optimizers.adapters import expansion_inputs, simulated
+    from optimizers.adapters import expansion_inputs
     from optimizers.expansion import solve_expansion
 
-    sc = _load(scenario)
-    con = _console()
-    with _Steps("expansion", ["simulate", "solve", "done"]) as st:
-        ds_sim = simulated(sc, progress=st.sim_tick)
-        st.step("solve")
-        inp = expansion_inputs(sc, ds_sim)
-        try:
-            ds = solve_expansion(inp, time_limit_s=max(sc.solver.time_limit_s, 60.0))
-        except InfeasibleError as exc:
-            st.__exit__(None, None, None)
-            _fail(exc)
-        st.step("done")
-    rows = []
-    for k in ("turbines_new", "battery_p_new_kw", "battery_e_new_kwh", "grid_new_kw", "chiller_new_kw_thermal"):
-        if k in ds:
-            rows.append((k, float(ds[k].values)))
-    rows += [(k, v) for k, v in ds.attrs.items() if k.startswith("cost_annual") and isinstance(v, int | float)]
-    _finish(con, f"capacity expansion on {sc.site} ({sc.name})", rows, ds, sc, "expansion", no_save)
+    def run(sc, ds_sim, step):
+        step("solve")
+        ds = solve_expansion(expansion_inputs(sc, ds_sim), time_limit_s=max(sc.solver.time_limit_s, 60.0))
+        rows = [(k, float(ds[k].values)) for k in ("turbines_new", "battery_p_new_kw", "battery_e_new_kwh",
+                                                   "grid_new_kw", "chiller_new_kw_thermal") if k in ds]
+        rows += [(k, v) for k, v in ds.attrs.items() if k.startswith("cost_annual") and isinstance(v, int | float)]
+        return ds, rows
+
+    _optimize(scenario, "expansion", "capacity expansion", ["solve"], run, no_save)
 
 
 # --------------------------------------------------------------------------------------------- cooling
@@ -320,28 +320,22 @@ def cooling_cmd(
     """Hourly facility supply setpoints and chiller staging, against the fixed setpoint."""
     from dataclasses import replace
 
-    from optimizers.adapters import cooling_inputs, simulated
+    from optimizers.adapters import cooling_inputs
     from optimizers.cooling import CoolingOptions, cross_check_cooling, optimize_cooling
 
-    sc = _load(scenario)
-    con = _console()
-    with _Steps("cooling", ["simulate", "solve", "cross-check", "done"]) as st:
-        ds_sim = simulated(sc, progress=st.sim_tick)
-        st.step("solve")
+    def run(sc, ds_sim, step):
+        step("solve")
         opt = CoolingOptions(time_limit_s=sc.solver.time_limit_s)
         if fixed_c is not None:
             opt = replace(opt, t_fixed_c=fixed_c)
         inp = cooling_inputs(sc, ds_sim, opt)
-        try:
-            ds = optimize_cooling(inp)
-        except InfeasibleError as exc:
-            st.__exit__(None, None, None)
-            _fail(exc)
-        st.step("cross-check")
+        ds = optimize_cooling(inp)
+        step("cross-check")
         cc = cross_check_cooling(inp, ds)
-        st.step("done")
-    a = ds.attrs
-    rows = [("hours", ds.sizes["time"]), ("plant groups", ds.sizes["plant"]),
+        ds.attrs["cross_check_ok"] = int(cc["ok"])
+        a = ds.attrs
+        return ds, [
+            ("hours", ds.sizes["time"]), ("plant groups", ds.sizes["plant"]),
             ("setpoint range (C)", f"{float(ds['t_supply_c'].min()):g}-{float(ds['t_supply_c'].max()):g}"),
             ("fixed setpoint (C)", a.get("fixed_setpoint_c")),
             ("cost incl. IT leakage vs fixed setpoint (USD)", a["cost_total_usd"]),
@@ -353,8 +347,8 @@ def cooling_cmd(
             ("simulator: plant kWh fixed", cc.get("fixed", {}).get("p_plant_kwh", float("nan"))),
             ("simulator: unmet heat (kWh)", cc["optimised"]["q_unmet_kwh"]),
             ("simulator cross-check", "ok" if cc["ok"] else "VIOLATION")]
-    ds.attrs["cross_check_ok"] = int(cc["ok"])
-    _finish(con, f"cooling setpoints on {sc.site} ({sc.name})", rows, ds, sc, "cooling", no_save)
+
+    _optimize(scenario, "cooling", "cooling setpoints", ["solve", "cross-check"], run, no_save)
 
 
 if __name__ == "__main__":  # pragma: no cover
