@@ -13,7 +13,7 @@ Model (one row family per statement, each a named Pyomo `Constraint` indexed by 
     turbine_min_down            sum(sd[t-DT+1..t]) <= N - u[t]
     (outages)                   u[t] <= A[t] (units in service); fsd[t] <= max(A[t-1] - A[t], 0) forced stops
                                 enter the balance (u[t] - u[t-1] = su - sd - fsd) and relieve min up, not
-                                min down, and cost nothing: a trip is never a start/stop violation
+                                min down, at a token cost only: a trip is never a start/stop violation
     battery_state_of_charge     soc[t] = soc[t-1] + (eta_c p_ch - p_dis / eta_d) dt
     battery_final_soc           soc[end] >= soc_final
     (battery outages)           p_ch, p_dis, r_bat power <= a_p[t] P_bat; with a_e < 1 the energy held by
@@ -126,7 +126,7 @@ class TurbineFleet:
     nox_kg_per_mmbtu: float = 0.0449  # AP-42 §3.1 lean-premix 0.099 lb/MMBtu
     quick_start: bool = False  # True if an offline unit reaches full output within the 30-min window
     units_online_initial: int = 0
-    startups_recent: tuple[int, ...] = ()  # starts in the steps just before t0 (last = step -1)
+    startups_recent: tuple[int, ...] = ()  # starts in the steps just before t0 (last = step -1), net of trips
     shutdowns_recent: tuple[int, ...] = ()
 
     @property
