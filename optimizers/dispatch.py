@@ -70,6 +70,7 @@ import numpy as np
 import pyomo.environ as pyo
 import xarray as xr
 
+from optimizers.blocks import BlockResolver, month_blocks
 from optimizers.common import (
     INF,
     LinearModel,
@@ -736,9 +737,11 @@ def solve_dispatch_rolling(inputs: DispatchInputs, window_h: float = 168, overla
         infos.append(ds.attrs)
         # carry state
         soc_end = float(ds["battery_soc_kwh"].values[-1])
-        # starts net of outage stops: the min up window of the next window is relieved by the trips as here
+        # starts net of outage stops (the next window's min up is relieved by the trips as here), no more
+        # of them in any last k steps than units online at the boundary (see _starts_still_online)
         forced = ds["turbine_forced_shutdowns"].values if "turbine_forced_shutdowns" in ds else 0.0
         su = np.concatenate([np.asarray(state["su"], float), ds["turbine_startups"].values - forced])[-hist:]
+        su = _starts_still_online(su, float(ds["turbines_online"].values[-1]))
         sd_all = np.concatenate([np.asarray(state["sd"], float), _shutdowns(ds, state["u"])])[-hist:]
         state = dict(soc=soc_end / b.e_max_kwh if b.e_max_kwh > 0 else 0.0,
                      u=float(ds["turbines_online"].values[-1]), su=tuple(np.round(su).astype(int).tolist()),
@@ -765,6 +768,19 @@ def solve_dispatch_rolling(inputs: DispatchInputs, window_h: float = 168, overla
     return out
 
 
+def _starts_still_online(net_starts: np.ndarray, u_end: float) -> np.ndarray:
+    """Net starts (starts - trips) of the last steps, cut so that those of any last k steps are at most the
+    units online at the end: units started in the last k steps and still on cannot be more. Without the cut,
+    a trip that relieved min up inside a window (aggregated units: any trip counts) could leave the next
+    window with more recent starts than units online once it slides out, and no schedule would fit."""
+    out = np.asarray(net_starts, float).copy()
+    room = float(u_end)
+    for k in range(len(out) - 1, -1, -1):  # at most max(min up, min down) steps, not a hot loop
+        out[k] = min(out[k], room)
+        room -= out[k]
+    return out
+
+
 def _shutdowns(ds: xr.Dataset, u_prev: float) -> np.ndarray:
     """Voluntary stops per step (the units an outage took offline are not under the minimum down time)."""
     u = ds["turbines_online"].values
@@ -784,16 +800,30 @@ class DispatchSession:
     re-solve starts from the previous optimal basis (by primal simplex after a cost-only change, dual
     simplex otherwise: `resolve_options`). Use `relax=True` for the year-hourly LP relaxation; re-solve
     times are in the module doc.
+
+    Price re-solves of a relaxed horizon of two months or more go by calendar-month blocks first
+    (`optimizers/blocks.py`, set up after the first solve): the joined month solutions are accepted when
+    their proven gap to the full LP's optimum is within `rel_gap`, else the full LP is re-solved. The
+    blocks' lower bound prices the NOx/CO2 caps at the first solve's duals, so a change that moves those
+    prices (a tariff level change where turbines run) goes to the full LP directly
+    (`block_price_shift_max_pu`). `last_path` says which path answered.
     """
 
     inputs: DispatchInputs
     relax: bool = False
     time_limit_s: float = 60.0
     rel_gap: float = 1e-3
+    block_resolve: bool = True
+    block_min_steps: int = 1000  # shorter LPs re-solve in full in well under 0.1 s
+    block_price_shift_max_pu: float = 0.03
     model: pyo.ConcreteModel = field(init=False)
     last_info: SolveInfo | None = field(init=False, default=None)
     _changed: set = field(init=False, default_factory=set)
     last_options: dict = field(init=False, default_factory=dict)
+    last_path: str = field(init=False, default="")
+    blocks: BlockResolver | None = field(init=False, default=None)
+    blocks_setup_s: float = field(init=False, default=0.0)
+    _reference_price: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self):
         self.model = build_dispatch(self.inputs, relax=self.relax)
@@ -825,12 +855,59 @@ class DispatchSession:
         return {"simplex_strategy": 1}
 
     def solve(self, load_pyomo: bool = False) -> xr.Dataset:
+        if self._blocks_apply():
+            info = self._solve_by_blocks()
+            if info is not None:
+                self._changed = set()
+                self.last_info, self.last_path = info, "blocks"
+                if load_pyomo:
+                    for vd, v in zip(self.lm._vardata, info.x.tolist(), strict=True):
+                        vd.set_value(v, skip_validation=True)
+                return extract_dispatch(self.lm, info, self.inputs)
         self.last_options = self.resolve_options()
         info = solve(self.model, self.time_limit_s, self.rel_gap, persistent=True, load_pyomo=load_pyomo,
                      options=self.last_options)
         self._changed = set()
-        self.last_info = info
+        self.last_info, self.last_path = info, "full"
         if not info.has_solution:
             raise_if_out_of_time(info, self.time_limit_s, "feasible dispatch")
             _raise_infeasible(self.inputs, self.relax, self.time_limit_s, self.rel_gap)
+        if self.blocks is None and self._blocks_wanted() and info.status == "optimal":
+            t0 = _time.perf_counter()
+            self.blocks = BlockResolver(self.lm, month_blocks(self.lm, self.inputs.time))
+            self.blocks.reference(info.x, info.row_dual, self.time_limit_s)
+            self._reference_price = self.inputs.arr(self.inputs.price_usd_kwh).copy()
+            self.blocks_setup_s = _time.perf_counter() - t0
         return extract_dispatch(self.lm, info, self.inputs)
+
+    def _blocks_wanted(self) -> bool:
+        n_months = len(np.unique(np.asarray(self.inputs.time).astype("datetime64[M]")))
+        return self.block_resolve and self.relax and n_months >= 2 and self.inputs.n >= self.block_min_steps
+
+    def _blocks_apply(self) -> bool:
+        """Blocks are set up, only prices changed since, and the change leaves the NOx/CO2 caps' prices
+        where they were: the turbine-output-weighted mean relative change of the grid price (the hours
+        that set those prices) is within `block_price_shift_max_pu` of the reference prices."""
+        if self.blocks is None or self._changed != {"cost"}:
+            return False
+        if len(self.blocks.global_rows) == 0:
+            return True
+        w = self.blocks.x_ref[self.lm.vars["turbine_p_kw"].cols]
+        if w.sum() <= 0:
+            return True
+        ref = self._reference_price
+        rel = (self.inputs.arr(self.inputs.price_usd_kwh) - ref) / np.where(ref != 0, ref, 1.0)
+        return abs(float(w @ rel) / float(w.sum())) <= self.block_price_shift_max_pu
+
+    def _solve_by_blocks(self) -> SolveInfo | None:
+        t0 = _time.perf_counter()
+        sol = self.blocks.resolve(self.time_limit_s)
+        if sol is None or sol.gap > self.rel_gap:
+            return None
+        lm = self.lm
+        return SolveInfo(status="optimal", termination=f"month blocks, proven gap {sol.gap:.1e}",
+                         objective=sol.upper_usd, is_mip=False, mip_gap=sol.gap, build_s=lm.build_s,
+                         handover_s=0.0, solve_s=sol.solve_s, extract_s=_time.perf_counter() - t0 - sol.solve_s,
+                         n_rows=lm.n_rows, n_cols=lm.n_cols, n_integer=0, backend="matrix, month blocks",
+                         simplex_iterations=sol.iterations, x=sol.x, row_dual=sol.row_dual,
+                         row_activity=sol.row_activity)

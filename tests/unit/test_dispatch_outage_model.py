@@ -184,3 +184,43 @@ def test_bad_availability_names_the_key(key, value, expect):
         solve_dispatch(replace(_trip(), **{key: value}))
     msg = str(exc.value)
     assert key in msg and expect in msg, msg
+
+
+def test_any_outage_pattern_stays_feasible_and_within_what_is_in_service():
+    # property: whatever the trips (units in service per step, battery shares), with min up/down times, units
+    # online before t0 and recent starts, the dispatch solves (no InfeasibleError: a forced stop never breaks a
+    # start/stop rule) and keeps every decision within what is in service; the full horizon and the rolling
+    # windows both. Capping is allowed (at the value of lost load), so energy can always balance.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    n = 8
+    shares = st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]), min_size=n, max_size=n)
+
+    @settings(max_examples=15, deadline=None, derandomize=True)
+    @given(units=st.lists(st.integers(0, 3), min_size=n, max_size=n), u0=st.integers(0, 3), ap=shares, ae=shares,
+           up=st.integers(1, 4), down=st.integers(1, 4), recent=st.integers(0, 3))
+    def check(units, u0, ap, ae, up, down, recent):
+        t = TurbineFleet(n_units=3, p_max_kw=20e3, p_min_pu=0.5, start_cost_usd=500.0, min_up_h=float(up),
+                         min_down_h=float(down), units_online_initial=u0, startups_recent=(min(recent, u0),))
+        # no end-of-horizon SOC target: a rolling window must reach it at its own end, and a battery out at the
+        # start of the next window may not get back there (the elastic re-solve says so; not what this checks)
+        b = Battery(p_max_kw=20e3, e_max_kwh=40e3, efficiency_roundtrip_pu=0.81, soc_initial_pu=0.5, soc_min_pu=0.1,
+                    soc_max_pu=0.9, soc_final_pu=0.1)
+        inp = DispatchInputs(time=hours(n), dt_h=1.0, load_kw=np.full(n, 90e3),
+                             price_usd_kwh=np.tile([0.03, 0.12], n // 2), turbines=t, battery=b,
+                             grid_import_max_kw=50e3, gas_price_usd_mmbtu=4.0, curtailment_max_kw=90e3,
+                             reduction_kw=10e3, load_capping_allowance_kw=10e3,
+                             turbine_units_available=np.array(units), battery_p_available_pu=np.array(ap),
+                             battery_e_available_pu=np.array(ae))
+        for ds in (solve_dispatch(inp), solve_dispatch_rolling(inp, window_h=4, overlap_h=1)):
+            assert np.all(ds.turbines_online.values <= np.array(units) + 1e-6)
+            assert np.all(ds.turbine_p_kw.values <= ds.turbines_online.values * 20e3 + 1e-3)
+            p_in = np.array(ap) * 20e3 + 1e-3
+            assert np.all(ds.battery_charge_kw.values <= p_in) and np.all(ds.battery_discharge_kw.values <= p_in)
+            soc = ds.battery_soc_kwh.values
+            assert soc.min() >= 0.1 * 40e3 - 1e-3 and soc.max() <= 0.9 * 40e3 + 1e-3
+            bal = ds.grid_import_kw + ds.turbine_p_kw + ds.battery_p_kw + ds.curtailed_kw
+            np.testing.assert_allclose(bal, 90e3, rtol=1e-7)
+
+    check()
