@@ -130,6 +130,20 @@ def availability_on_steps(sc, layout: SiteLayout, t_rel_s: np.ndarray) -> dict:
     return res
 
 
+def _other_outage_steps(sc, layout: SiteLayout, t_rel_s: np.ndarray) -> np.ndarray:
+    """Steps with an outage of equipment other than turbines and batteries (feeds, transformers, ...)."""
+    from twin.schema.components import Battery as BatteryC
+    from twin.schema.components import GasTurbine
+
+    t = np.asarray(t_rel_s, float)
+    on = np.zeros(len(t), bool)
+    for e in sc.events:
+        if getattr(e, "kind", "") == "outage" and e.component in layout.index and not isinstance(
+                layout.equip.model[layout.index[e.component]], GasTurbine | BatteryC):
+            on |= (t >= e.start_h * 3600.0 - 1e-9) & (t < e.end_h * 3600.0 - 1e-9)
+    return on
+
+
 def _step_min(x: np.ndarray | None, k: int, n: int) -> np.ndarray | None:
     """The lowest value of each block of k steps (n blocks): what is available for the whole hour."""
     if x is None or k == 1:
@@ -148,8 +162,10 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
     """DispatchInputs for the scenario's horizon: load = the simulated facility demand (hourly), prices from
     the simulation (data/costs.yaml tariff), turbines and battery from the site, limits from the scenario.
     Outages enter as the simulator sees them: turbine units and battery power / energy in service per step
-    (`availability_on_steps`, the least within each hour), and the grid cap is the lower of the scenario's
-    (contract cap, curtailment windows) and the simulator's own cap at the feed (feed and substation outages)."""
+    (`availability_on_steps`, the least within each hour), and the grid cap is the scenario's (contract cap
+    or the feeds' rating, curtailment windows), lowered in the hours other equipment is out (a feed, a
+    transformer) to the simulator's own cap at the feed, which holds those outages. (Only then: elsewhere
+    the simulator's cap also holds the substations' rating, which an expansion may add to.)"""
     from optimizers.costs import load_costs
     from optimizers.dispatch import Battery, DispatchInputs, TurbineFleet
     from twin.schema.components import Battery as BatteryC
@@ -195,8 +211,11 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
     if avail["turbine_units_available"] is not None:
         avail["turbine_units_available"] = np.minimum(avail["turbine_units_available"], fleet.n_units)
     cap = grid_cap_kw(sc, layout, time)
-    if "grid_import_max_kw" in ds:  # the simulator's cap at the feed also holds feed and substation outages
-        cap = np.minimum(cap, _step_min(np.asarray(ds["grid_import_max_kw"].values, float), k, len(time)))
+    # while other equipment is out (a feed, a transformer), the simulator's cap at the feed, which holds them
+    other_out = _step_min(~_other_outage_steps(sc, layout, _elapsed_s(ds)), k, len(time)) == 0
+    if "grid_import_max_kw" in ds and other_out.any():
+        sim_cap = _step_min(np.asarray(ds["grid_import_max_kw"].values, float), k, len(time))
+        cap = np.where(other_out, np.minimum(cap, sim_cap), cap)
     kw = dict(
         time=time.astype("datetime64[m]"), dt_h=1.0, load_kw=load, price_usd_kwh=price, turbines=fleet, battery=battery,
         grid_import_max_kw=cap, **avail,

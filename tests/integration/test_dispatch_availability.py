@@ -67,6 +67,9 @@ def test_inputs_carry_the_outages_step_by_step(run):
     fac = dispatch_inputs(sc, ds_sim)
     np.testing.assert_allclose(fac.grid_import_max_kw[TX_OUT], ds_sim.grid_import_max_kw.values[TX_OUT])
     assert np.all(fac.grid_import_max_kw[TX_OUT] < 95e3)
+    # elsewhere the scenario's own cap: the feed's 150 MW rating, 85 MW in the curtailment
+    np.testing.assert_allclose(np.delete(fac.grid_import_max_kw, np.r_[CURT, TX_OUT]), 150e3)
+    np.testing.assert_allclose(fac.grid_import_max_kw[CURT], 85e3)
     np.testing.assert_array_equal(fac.turbine_units_available, units)
     # no outage event: nothing is filled (the model is the one without availability)
     none = availability_on_steps(scenario_from_dict(BASE), layout_of(sc), np.arange(36) * 3600.0)
