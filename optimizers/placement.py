@@ -126,6 +126,8 @@ class PlacementOptions:
     highs_options: dict = field(default_factory=dict)  # extra HiGHS options for the MIP
     lns: bool = False  # improve the greedy start hall by hall (improve_by_hall) before the MIP
     vub_cuts: bool = True  # variable-upper-bound rows linking node counts to the locality binaries
+    hall_master: bool = True  # warm start from the (job, hall) master MILP as well as the greedy rules
+    master_margin_nodes: float = 0.5  # hall master: each unit's room less this many nodes of the largest job
 
 
 # ------------------------------------------------------------------------------------------------ physics
@@ -636,12 +638,15 @@ def define_objective(lm, prob) -> None:
 
 def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None,
                  x_lp: np.ndarray | None = None, order: np.ndarray | None = None,
-                 best_fit: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                 best_fit: bool = True, allow_pair: np.ndarray | None = None,
+                 x0: np.ndarray | None = None, y0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A feasible placement by a greedy rule, handed to HiGHS as its first incumbent: jobs in order of
     their admission in the LP relaxation (`y_lp`, when given), then value per node (ties: larger first),
     each into the locality group (hall / array / site) with the most room, filling its segments with the
     most room first. With the LP relaxation's placement `x_lp` (nodes per (pair_job, pair_seg)), groups and
-    segments where the LP put the job come first. Returns (x per (pair_job, pair_seg), y per job)."""
+    segments where the LP put the job come first. `allow_pair` (bool per pair) restricts where jobs may go
+    (the hall master's choice); `x0, y0` is a placement to keep and fill around (its jobs are not moved).
+    Returns (x per (pair_job, pair_seg), y per job)."""
     pref = np.zeros(len(prob.pair_job)) if x_lp is None else np.asarray(x_lp, float)
     mats, rem = segment_limit_matrices(prob), limit_rhs(prob)
     fams = list(mats)
@@ -649,8 +654,15 @@ def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None,
     rem = {f: rem[f].copy() for f in fams}
     free = prob.seg_free.astype(float).copy()
     cdu_rem = prob.seg_cdu_headroom_kw / max(prob.liquid_fraction_pu, 1e-9)
-    x = np.zeros(len(prob.pair_job))
-    y = np.zeros(len(prob.jobs))
+    x = np.zeros(len(prob.pair_job)) if x0 is None else np.asarray(x0, float).copy()
+    y = np.zeros(len(prob.jobs)) if y0 is None else np.asarray(y0, float).copy()
+    if x0 is not None:  # the kept placement's load comes off every limit first
+        n_seg = np.bincount(prob.pair_seg, weights=x, minlength=len(free))
+        p_seg = np.bincount(prob.pair_seg, weights=x * prob.p_node_kw[prob.pair_job], minlength=len(free))
+        free -= n_seg
+        cdu_rem -= p_seg
+        for f in fams:
+            rem[f] -= G[f].T @ p_seg
     required = np.array([j.required for j in prob.jobs])
     if order is not None:
         pass
@@ -668,6 +680,8 @@ def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None,
     pk = prob.pair_job * nu + prob.unit_of_seg[prob.pair_seg]
     ix = np.minimum(np.searchsorted(ukeys, pk), max(len(ukeys) - 1, 0))
     ok |= (ukeys[ix] == pk) if len(ukeys) else False
+    if allow_pair is not None:
+        ok &= allow_pair
 
     def allowed(segs, p):
         a = np.minimum(free[segs], np.floor(cdu_rem[segs] / p + 1e-9))
@@ -685,7 +699,7 @@ def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None,
 
     for j in order:
         job = prob.jobs[j]
-        if job.name in prob.not_placeable:
+        if job.name in prob.not_placeable or y[j] > 0.5:
             continue
         pairs = np.arange(pair_start[j], pair_start[j + 1])
         pairs = pairs[ok[pairs]]
@@ -828,6 +842,165 @@ def improve_by_hall(prob: PlacementProblem, x: np.ndarray, y: np.ndarray, y_lp: 
     return x, y
 
 
+def unit_room_kw(prob: PlacementProblem) -> np.ndarray:
+    """Most load (kW) each unit could take on its own: the tightest of its active limit rows (room / share)
+    and its racks' CDU headroom (inf where nothing limits it)."""
+    rhs = limit_rhs(prob)
+    room = prob.unit_cdu_headroom_kw / max(prob.liquid_fraction_pu, 1e-9)
+    for f, G in prob.unit_G.items():
+        G = G.tocsr()
+        if G.nnz == 0:
+            continue
+        q = rhs[f][prob.active[f]][G.indices] / G.data
+        has = np.diff(G.indptr) > 0
+        mins = np.full(G.shape[0], np.inf)
+        mins[has] = np.minimum.reduceat(q, G.indptr[:-1][has])
+        room = np.minimum(room, mins)
+    return room
+
+
+def hall_master(prob: PlacementProblem, time_limit_s: float = 5.0, rel_gap: float = 1e-3,
+                margin_nodes: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Admission and hall of every job from a small MILP over (job, hall) only, for the warm start.
+
+    Each hall is one bin with the exact LP description of what its units can hold, projected onto the
+    jobs: for every level mu (kW per node) and every unit u, sum_j min(p_j, mu) x_ju <= min(R_u, mu F_u)
+    (R_u: the unit's own power room, F_u: its free nodes); summed over the hall's units this is valid for
+    the hall's totals, so with mu at the quantiles of the job powers (plus mu -> 0: nodes, mu = inf:
+    power) the bins are tight where the units' kW per free node differ. Limit rows that cover whole halls
+    alike (substation, per-hall switchgear or loop) are kept as rows over the halls. Array-locality jobs may
+    only take a hall with an array where they fit. Each unit's room is cut by `margin_nodes` nodes of
+    the most power-hungry job, for the integer split over units. Returns (y, hall per job, -1 if not
+    admitted or placed across halls) or None without a solution."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    L = prob.layout
+    nj, nh = len(prob.jobs), len(L.hall_ids)
+    nu = len(prob.unit_free)
+    if nu == 0 or nj == 0:
+        return None
+    margin = prob.options.master_margin_nodes if margin_nodes is None else margin_nodes
+    room = unit_room_kw(prob)
+    room = np.where(np.isfinite(room), np.maximum(room - margin * float(prob.p_node_kw.max()), 0.0), room)
+    F = prob.unit_free.astype(float)
+    p, n = prob.p_node_kw, prob.nodes.astype(float)
+    loc = np.array([j.locality for j in prob.jobs])
+    blocked = np.array([j.name in prob.not_placeable for j in prob.jobs])
+    required = np.array([j.required for j in prob.jobs])
+    # (job, hall) eligibility: enough eligible free nodes in the hall; array jobs: an array that fits
+    free_jh = np.zeros((nj, nh))
+    np.add.at(free_jh, (prob.u_job, prob.unit_hall[prob.u_unit]), F[prob.u_unit])
+    elig = free_jh >= n[:, None]
+    arr_hall = np.zeros(len(prob.arrays), int)
+    arr_hall[np.searchsorted(prob.arrays, prob.seg_array)] = prob.seg_hall
+    is_arr = loc == "array"
+    elig[is_arr] = False
+    elig[prob.za_job, arr_hall[prob.za_arr]] = True
+    is_none = loc == "none"
+    elig[is_none] = (free_jh[is_none] > 0)  # site jobs split over halls
+    elig[blocked] = False
+    # bins: nodes, power (mu = inf) and mu levels at the quantiles of the job powers
+    mus = np.unique(np.quantile(p, np.linspace(0.0, 1.0, 9)))
+    hall_of_unit = prob.unit_hall
+    cap_mu = np.zeros((nh, len(mus)))
+    for k, mu in enumerate(mus):
+        cap_mu[:, k] = np.bincount(hall_of_unit, weights=np.minimum(room, mu * F), minlength=nh)
+    cap_p = np.bincount(hall_of_unit, weights=np.where(np.isfinite(room), room, 0.0), minlength=nh)
+    p_fin = np.bincount(hall_of_unit, weights=~np.isfinite(room), minlength=nh) == 0
+    cap_n = np.bincount(hall_of_unit, weights=F, minlength=nh)
+    coef = np.hstack([n[:, None], np.minimum(p[:, None], mus[None, :]) * n[:, None], (p * n)[:, None]])  # jobs x bins
+    caps = np.hstack([cap_n[:, None], cap_mu, np.where(p_fin, cap_p, np.inf)[:, None]])  # halls x bins
+    nb = coef.shape[1]
+    # columns: y (nj), w (nj*nh, job-major)
+    wj, wh = np.repeat(np.arange(nj), nh), np.tile(np.arange(nh), nj)
+    ncol = nj + nj * nh
+    r_link = np.concatenate([np.arange(nj), wj])
+    c_link = np.concatenate([np.arange(nj), nj + np.arange(nj * nh)])
+    v_link = np.concatenate([-np.ones(nj), np.ones(nj * nh)])
+    A_link = sp.csr_matrix((v_link, (r_link, c_link)), shape=(nj, ncol))
+    rb = (wh[:, None] * nb + np.arange(nb)[None, :]).ravel()
+    A_bin = sp.csr_matrix((coef[wj].ravel(), (rb, np.repeat(nj + np.arange(nj * nh), nb))), shape=(nh * nb, ncol))
+    ub_bin = caps.ravel()
+    blocks, lbs, ubs = [A_link], [np.zeros(nj)], [np.zeros(nj)]
+    keep = np.isfinite(ub_bin)
+    blocks.append(A_bin[keep])
+    lbs.append(np.full(int(keep.sum()), -np.inf))
+    ubs.append(ub_bin[keep])
+    # limit rows that load whole halls alike: one row over the halls
+    rhs = limit_rhs(prob)
+    for f, G in prob.unit_G.items():
+        Gd = G.toarray()
+        if Gd.size == 0:
+            continue
+        gmax = np.zeros((nh, Gd.shape[1]))
+        gmin = np.full((nh, Gd.shape[1]), np.inf)
+        np.maximum.at(gmax, hall_of_unit, Gd)
+        np.minimum.at(gmin, hall_of_unit, Gd)
+        whole = np.all(np.isclose(gmax, np.where(np.isfinite(gmin), gmin, gmax)), axis=0) & (gmax.max(axis=0) > 0)
+        for e in np.flatnonzero(whole):
+            row = np.zeros(ncol)
+            row[nj:] = (p * n)[wj] * gmax[wh, e]
+            blocks.append(sp.csr_matrix(row[None, :]))
+            lbs.append(np.array([-np.inf]))
+            ubs.append(np.array([rhs[f][prob.active[f][e]]]))
+    A = sp.vstack(blocks).tocsr()
+    c = np.concatenate([-prob.value / prob.value_scale, np.zeros(nj * nh)])
+    integ = np.concatenate([np.ones(nj), np.repeat((~is_none).astype(float), nh)])
+    lo = np.concatenate([required.astype(float), np.zeros(nj * nh)])
+    hi = np.concatenate([(~blocked | required).astype(float), elig.ravel().astype(float)])
+    res = milp(c, constraints=LinearConstraint(A, np.concatenate(lbs), np.concatenate(ubs)), integrality=integ,
+               bounds=Bounds(lo, hi), options={"time_limit": float(time_limit_s), "mip_rel_gap": float(rel_gap)})
+    if res.x is None:
+        return None
+    y = np.rint(res.x[:nj])
+    W = res.x[nj:].reshape(nj, nh)
+    hall = np.where((y > 0.5) & ~is_none, W.argmax(axis=1), -1)
+    return y, hall
+
+
+def hall_master_start(prob: PlacementProblem, lm: LinearModel, time_limit_s: float = 5.0
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """A placement from the hall master (`hall_master`): its jobs placed in their halls by the greedy rule
+    (largest first); if some do not fit, the full model restricted to the master's admissions and halls
+    (a small MILP, started from the greedy) places them; then the greedy fills what is left with the
+    other jobs. Returns (x per (pair_job, pair_seg), y) or None."""
+    t0 = time.perf_counter()
+    got = hall_master(prob, time_limit_s=max(0.5, time_limit_s / 2), rel_gap=min(prob.options.rel_gap / 4, 1e-3))
+    if got is None:
+        return None
+    y_m, hall = got
+    ph = hall[prob.pair_job]
+    allow = (y_m[prob.pair_job] > 0.5) & ((ph < 0) | (prob.seg_hall[prob.pair_seg] == ph))
+    order = np.lexsort((-prob.value / prob.nodes, -prob.nodes))
+    x, y = greedy_start(prob, order=order, allow_pair=allow)
+    if (y < y_m - 0.5).any():
+        nh = len(prob.layout.hall_ids)
+        h = HighsHandle(lm)
+
+        def bound(name, hi):
+            f = lm.vars[name]
+            idx = f.cols.astype(np.int32)
+            h.h.changeColsBounds(len(idx), idx, f.lb.copy(), np.minimum(f.ub, hi).astype(float))
+
+        bound("y", y_m)
+        zh = np.zeros((len(prob.hall_jobs), nh))
+        hj = hall[prob.hall_jobs]
+        zh[np.flatnonzero(hj >= 0), hj[hj >= 0]] = 1.0
+        bound("zh", zh.ravel())
+        arr_hall = np.zeros(len(prob.arrays), int)
+        arr_hall[np.searchsorted(prob.arrays, prob.seg_array)] = prob.seg_hall
+        bound("za", (hall[prob.za_job] == arr_hall[prob.za_arr]).astype(float))
+        h.h.setSolution(lm.n_cols, np.arange(lm.n_cols, dtype=np.int32), full_start(prob, lm, x, y))
+        left = max(0.5, time_limit_s - (time.perf_counter() - t0))
+        info = solve(lm.model, left, min(prob.options.rel_gap / 4, 1e-3), persistent=h, duals=False, load_pyomo=False)
+        lm.handle = None  # the restricted instance is not the model's
+        if info.has_solution:
+            y_s = np.rint(lm.value(info, "y"))
+            if float(prob.value @ y_s) > float(prob.value @ y):
+                x, y = segment_allocation(prob, lm, info), y_s
+    return greedy_start(prob, x0=x, y0=y)
+
+
 def full_start(prob: PlacementProblem, lm: LinearModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Every column of the model from a segment-level placement (x over (pair_job, pair_seg), y)."""
     col = np.zeros(lm.n_cols)
@@ -953,17 +1126,27 @@ def solve_placement(prob: PlacementProblem, model: pyo.ConcreteModel, warm_start
     """HiGHS on the placement MILP, starting from the greedy placement (guided by the LP relaxation's
     admissions `y_lp` when given)."""
     lm = model._linear
-    handle = HighsHandle(lm)
+    opt = prob.options
     t0 = time.perf_counter()
+    col = None
     if warm_start:
         x, y = best_greedy(prob, y_lp, x_lp)
-        if lns and prob.options.lns and len(prob.layout.hall_ids) > 1:
-            x, y = improve_by_hall(prob, x, y, y_lp, time_limit_s=min(3.0, prob.options.time_limit_s / 8))
+        if lns and opt.lns and len(prob.layout.hall_ids) > 1:
+            x, y = improve_by_hall(prob, x, y, y_lp, time_limit_s=min(3.0, opt.time_limit_s / 8))
         col = full_start(prob, lm, x, y)
+        if opt.hall_master:
+            got = hall_master_start(prob, lm, time_limit_s=min(6.0, opt.time_limit_s / 4))
+            if got is not None:
+                col_m = full_start(prob, lm, *got)
+                if lm.cost @ col_m < lm.cost @ col - 1e-12:
+                    col = col_m
+    handle = HighsHandle(lm)
+    if col is not None:
         handle.h.setSolution(lm.n_cols, np.arange(lm.n_cols, dtype=np.int32), col)
     warm_s = time.perf_counter() - t0
-    info = solve(model, prob.options.time_limit_s, prob.options.rel_gap, persistent=handle, duals=False,
-                 load_pyomo=False, options=prob.options.highs_options or None)
+    # the warm start spends part of the time limit
+    info = solve(model, max(1.0, opt.time_limit_s - warm_s), opt.rel_gap, persistent=handle, duals=False,
+                 load_pyomo=False, options=opt.highs_options or None)
     info.handover_s += warm_s
     return info
 
