@@ -192,27 +192,31 @@ def resolve_table(con: Console, inp: DispatchInputs, hours: int) -> None:
     """Persistent re-solves after price changes. The year LP gets three changes, each from the base
     optimum (the session is re-solved back to the base prices in between, untimed): all prices +10 %,
     the on-peak block +20 %, and hourly noise (x U(0.7, 1.3) per hour, the change that moves the dispatch
-    in most hours). Shorter LP horizons and the week MILP get the hourly noise."""
+    in most hours), twice. Shorter LP horizons and the week MILP get the hourly noise. Each re-solve is
+    answered by month blocks with a proven gap (optimizers/blocks.py) or by the full LP from its basis."""
     rng = np.random.default_rng(7)
-    tab = Table(title="Persistent re-solve after a price change (DispatchSession; target <= 0.5 s)")
-    for c in ("case", "rows x cols", "first solve", "re-solve (HiGHS)", "re-solve incl. extract", "iterations",
-              "algorithm", "objective change", "<= 0.5 s"):
-        tab.add_column(c, justify="right" if c not in ("case", "algorithm") else "left")
+    tab = Table(title="Persistent re-solve after a price change (DispatchSession, rel_gap 1e-3; target <= 0.5 s)")
+    for c in ("case", "rows x cols", "first solve", "re-solve", "path", "iterations", "proven gap",
+              "objective change", "<= 0.5 s"):
+        tab.add_column(c, justify="right" if c not in ("case", "path") else "left")
 
     def row(name, s, t_first, t_again, prev, ds):
         li = s.last_info
-        algo = {4: "primal simplex", 1: "dual simplex"}.get(s.last_options.get("simplex_strategy"), "HiGHS default")
+        path = {"blocks": "month blocks (held + Lagrangian)", "full": "full LP, primal simplex from basis"}[s.last_path]
         if li.is_mip:
-            algo = "MIP (HiGHS branch-and-cut)"
-        tab.add_row(name, f"{li.n_rows} x {li.n_cols}", f"{t_first:.3f}" if t_first is not None else "",
-                    f"{li.solve_s:.3f}", f"{t_again:.3f}", str(li.simplex_iterations), algo,
-                    f"{ds.attrs['solver_objective'] - prev:+,.0f} USD", "met" if t_again <= 0.5 else "missed")
+            path = "full MILP (HiGHS branch-and-cut)"
+        gap = f"{li.mip_gap:.1e}" if s.last_path == "blocks" else ""
+        tab.add_row(name, f"{li.n_rows} x {li.n_cols}", t_first or "", f"{t_again:.3f}", path,
+                    str(li.simplex_iterations), gap, f"{ds.attrs['solver_objective'] - prev:+,.0f} USD",
+                    "met" if t_again <= 0.5 else "missed")
 
     def first(case_inp, relax):
         s = DispatchSession(case_inp, relax=relax, rel_gap=1e-3, time_limit_s=600.0)
         t0 = time.perf_counter()
         ds = s.solve()
-        return s, time.perf_counter() - t0, ds
+        t = time.perf_counter() - t0
+        label = f"{t - s.blocks_setup_s:.1f}" + (f" + {s.blocks_setup_s:.1f} blocks set-up" if s.blocks else "")
+        return s, label, ds
 
     base = inp.price_usd_kwh
     h = np.arange(inp.n) % 24
@@ -220,7 +224,8 @@ def resolve_table(con: Console, inp: DispatchInputs, hours: int) -> None:
     label = f"{hours} h LP"
     changes = [("all prices +10 %", base * 1.1),
                ("on-peak +20 %", np.where((h >= 13) & (h < 19), base * 1.2, base)),
-               ("hourly noise +-30 %", base * rng.uniform(0.7, 1.3, inp.n))]
+               ("hourly noise +-30 %", base * rng.uniform(0.7, 1.3, inp.n)),
+               ("hourly noise +-30 %, again", base * rng.uniform(0.7, 1.3, inp.n))]
     base_obj = ds.attrs["solver_objective"]
     for i, (what, price) in enumerate(changes):
         if i:
@@ -236,8 +241,9 @@ def resolve_table(con: Console, inp: DispatchInputs, hours: int) -> None:
         t_again, ds = _resolve(s, case.price_usd_kwh * rng.uniform(0.7, 1.3, case.n))
         row(f"{n_h} h {'LP' if relax else 'MILP'}, hourly noise +-30 %", s, t_first, t_again, prev, ds)
     con.print(tab)
-    con.print("The year LP is re-solved from the kept basis by primal simplex (a change of costs leaves the "
-              "basis primal feasible); see the module doc of optimizers/dispatch.py for what was measured.")
+    con.print("Month blocks answer when their proven gap is within rel_gap; a change that moves the NOx price "
+              "(a price level change in the hours the turbines run) goes to the full LP, re-solved from its "
+              "basis by primal simplex. See the module docs of optimizers/dispatch.py and optimizers/blocks.py.")
 
 
 if __name__ == "__main__":
