@@ -65,8 +65,9 @@ def run(a) -> None:
     model = build_placement(prob)
     t["build MILP (LinearModel + Pyomo mirror)"] = time.perf_counter() - t0
     info = solve_placement(prob, model, y_lp=mr._linear.value(rinfo, "y"),
-                           x_lp=segment_allocation(prob, mr._linear, rinfo, integral=False))
-    t["greedy warm start + hand-over"] = info.handover_s
+                           x_lp=segment_allocation(prob, mr._linear, rinfo, integral=False),
+                           lp_bound=rinfo.objective if rinfo.status == "optimal" else None)
+    t["warm start (greedy, hall master) + hand-over"] = info.handover_s
     t["MIP branch and bound"] = info.solve_s
     t0 = time.perf_counter()
     ds = extract_placement(prob, model._linear, info, mr._linear, rinfo)
@@ -77,11 +78,12 @@ def run(a) -> None:
     print(f"placement benchmark: {a.site}, {a.jobs} jobs, {a.busy:.0%} busy, reserve {a.reserve:.0%}, gap target {a.gap:.1%}")
     print(f"  model: {info.n_cols:,} columns ({info.n_integer:,} integer), {info.n_rows:,} rows; "
           f"{len(prob.seg_free)} segments, {len(prob.pair_job):,} job-segment pairs")
-    print(f"  {'step':<40}{'s':>9}")
+    print(f"  {'step':<46}{'s':>9}")
     for k, v in t.items():
-        print(f"  {k:<40}{v:>9.3f}")
-    print(f"  {'TOTAL optimisation (excl. site load)':<40}{total_opt:>9.3f}   target <= 20 s: "
+        print(f"  {k:<46}{v:>9.3f}")
+    print(f"  {'TOTAL optimisation (excl. site load)':<46}{total_opt:>9.3f}   target <= 20 s: "
           f"{'met' if total_opt <= 20 else 'MISSED'}")
+    print(f"  termination: {info.termination}")
     print(f"  status {info.status}, MIP gap {info.mip_gap:.4%}, objective {ds.attrs['objective_value']:,.0f} of "
           f"{ds.attrs['value_requested']:,.0f} requested (LP bound {ds.attrs['relaxation_objective_value']:,.0f})")
     print(f"  admitted {ds.attrs['jobs_admitted']} jobs, {ds.attrs['gpus_admitted']:,} GPUs of {free_gpus:,} free; "

@@ -1114,17 +1114,36 @@ def optimize_placement(layout: SiteLayout, jobs: list[PlacementJob], state: Site
     lm_relax = mr._linear
     model = build_placement(prob)
     info = solve_placement(prob, model, y_lp=lm_relax.value(relax_info, "y"),
-                           x_lp=segment_allocation(prob, lm_relax, relax_info, integral=False))
+                           x_lp=segment_allocation(prob, lm_relax, relax_info, integral=False),
+                           lp_bound=relax_info.objective if relax_info.status == "optimal" else None)
     if not info.has_solution:
         raise_if_out_of_time(info, opt.time_limit_s, "placement")
         explain_infeasible(prob)
     return extract_placement(prob, model._linear, info, lm_relax, relax_info)
 
 
+def start_check(lm: LinearModel, col: np.ndarray, tol: float = 1e-6) -> tuple[bool, np.ndarray]:
+    """(is `col` a feasible integer point of the model, its row activities)."""
+    act = lm.matrix() @ col
+    r_lb, r_ub = lm.row_bounds()
+    c_lb, c_ub, integ = lm.col_bounds()
+    ok = bool(np.all(act >= r_lb - tol * np.maximum(1.0, np.abs(r_lb))) and
+              np.all(act <= r_ub + tol * np.maximum(1.0, np.abs(r_ub))) and
+              np.all(col >= c_lb - tol) and np.all(col <= c_ub + tol) and
+              np.all(np.abs(col[integ] - np.rint(col[integ])) <= tol))
+    return ok, act
+
+
 def solve_placement(prob: PlacementProblem, model: pyo.ConcreteModel, warm_start: bool = True,
-                    y_lp: np.ndarray | None = None, x_lp: np.ndarray | None = None, lns: bool = True) -> SolveInfo:
-    """HiGHS on the placement MILP, starting from the greedy placement (guided by the LP relaxation's
-    admissions `y_lp` when given)."""
+                    y_lp: np.ndarray | None = None, x_lp: np.ndarray | None = None, lns: bool = True,
+                    lp_bound: float | None = None) -> SolveInfo:
+    """HiGHS on the placement MILP, starting from the best of the greedy placements (guided by the LP
+    relaxation's admissions `y_lp` when given) and the hall master's placement.
+
+    `lp_bound`: objective of the LP relaxation of this same model (`build_placement(prob, relax=True)`),
+    a valid bound on the MILP's optimum. When the warm start is feasible and already within `rel_gap` of
+    it, branch and bound could only confirm what is known, so it is not run: the start is returned with
+    status "optimal" and its gap against that bound (`termination` says so)."""
     lm = model._linear
     opt = prob.options
     t0 = time.perf_counter()
@@ -1140,6 +1159,17 @@ def solve_placement(prob: PlacementProblem, model: pyo.ConcreteModel, warm_start
                 col_m = full_start(prob, lm, *got)
                 if lm.cost @ col_m < lm.cost @ col - 1e-12:
                     col = col_m
+    if col is not None and lp_bound is not None and np.isfinite(lp_bound):
+        obj = float(lm.cost @ col + lm.cost_offset)
+        gap = max(0.0, obj - float(lp_bound)) / max(abs(obj), 1e-12)
+        ok, act = start_check(lm, col)
+        if ok and gap <= opt.rel_gap:
+            integ = lm.col_bounds()[2]
+            return SolveInfo(
+                status="optimal", objective=obj, is_mip=True, mip_gap=gap, build_s=lm.build_s,
+                termination="Optimal (warm start within the gap of the LP relaxation bound; branch and bound not run)",
+                handover_s=time.perf_counter() - t0, solve_s=0.0, extract_s=0.0, n_rows=lm.n_rows, n_cols=lm.n_cols,
+                n_integer=int(integ.sum()), backend="matrix", x=col, row_activity=act)
     handle = HighsHandle(lm)
     if col is not None:
         handle.h.setSolution(lm.n_cols, np.arange(lm.n_cols, dtype=np.int32), col)
