@@ -222,7 +222,8 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
         grid_ramp_max_kw_per_h=ramp * 60.0 if ramp is not None else np.inf,
         demand_charge_usd_kw_month=costs.tariff_tva_tou_proxy.demand_charge_usd_kw_month,
         gas_price_usd_mmbtu=costs.fuel.gas_price_usd_mmbtu, grid_co2_kg_kwh=costs.grid.co2_kg_kwh,
-        emissions_cap_t_co2=sc.limits.co2_max_t,
+        emissions_cap_t_co2=sc.limits.co2_max_t, nox_cap_t=sc.limits.nox_max_t,
+        reduction_kw=sc.limits.load_reduction_kw or 0.0,
         value_of_lost_load_usd_kwh=costs.reliability.value_of_lost_load_usd_kwh,
     )
     kw.update(over)

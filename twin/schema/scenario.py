@@ -116,6 +116,10 @@ class Limits(Frozen):
     grid_ramp_max_kw_min: float | None = Field(None, gt=0, description="Utility ramp-rate limit on grid import")
     turbines_max: int | None = Field(None, ge=0, description="Most gas-turbine units allowed online")
     co2_max_t: float | None = Field(None, ge=0, description="Emissions cap over the horizon (used by optimisers)")
+    nox_max_t: float | None = Field(None, ge=0, description="Turbine NOx cap over the horizon, t (an air permit; used by optimisers)")
+    load_reduction_kw: float | None = Field(
+        None, ge=0, description="Grid import the utility may ask the site to shed within 30 minutes, held ready at every step (used by optimisers)"
+    )
 
 
 class Setpoints(Frozen):
