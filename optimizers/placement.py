@@ -958,14 +958,15 @@ def hall_master(prob: PlacementProblem, time_limit_s: float = 5.0, rel_gap: floa
     return y, hall
 
 
-def hall_master_start(prob: PlacementProblem, lm: LinearModel, time_limit_s: float = 5.0
-                      ) -> tuple[np.ndarray, np.ndarray] | None:
+def hall_master_start(prob: PlacementProblem, lm: LinearModel, time_limit_s: float = 5.0,
+                      margin_nodes: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """A placement from the hall master (`hall_master`): its jobs placed in their halls by the greedy rule
     (largest first); if some do not fit, the full model restricted to the master's admissions and halls
     (a small MILP, started from the greedy) places them; then the greedy fills what is left with the
     other jobs. Returns (x per (pair_job, pair_seg), y) or None."""
     t0 = time.perf_counter()
-    got = hall_master(prob, time_limit_s=max(0.5, time_limit_s / 2), rel_gap=min(prob.options.rel_gap / 4, 1e-3))
+    got = hall_master(prob, time_limit_s=max(0.5, time_limit_s / 2), rel_gap=min(prob.options.rel_gap / 4, 1e-3),
+                      margin_nodes=margin_nodes)
     if got is None:
         return None
     y_m, hall = got
@@ -1153,8 +1154,20 @@ def solve_placement(prob: PlacementProblem, model: pyo.ConcreteModel, warm_start
         if lns and opt.lns and len(prob.layout.hall_ids) > 1:
             x, y = improve_by_hall(prob, x, y, y_lp, time_limit_s=min(3.0, opt.time_limit_s / 8))
         col = full_start(prob, lm, x, y)
-        if opt.hall_master:
-            got = hall_master_start(prob, lm, time_limit_s=min(6.0, opt.time_limit_s / 4))
+
+        def gap_of(c):
+            if lp_bound is None or not np.isfinite(lp_bound):
+                return np.inf
+            obj = float(lm.cost @ c + lm.cost_offset)
+            return max(0.0, obj - float(lp_bound)) / max(abs(obj), 1e-12)
+
+        # the hall master, first with its unit margin, then (gap not met yet) without: a tighter packing
+        # that the restricted MILP may need longer to place
+        margins = [opt.master_margin_nodes] + ([0.0] if opt.master_margin_nodes > 0 else [])
+        for k, margin in enumerate(margins if opt.hall_master else []):
+            if k and (gap_of(col) <= opt.rel_gap or time.perf_counter() - t0 > opt.time_limit_s / 3):
+                break
+            got = hall_master_start(prob, lm, time_limit_s=min(6.0, opt.time_limit_s / 4), margin_nodes=margin)
             if got is not None:
                 col_m = full_start(prob, lm, *got)
                 if lm.cost @ col_m < lm.cost @ col - 1e-12:
