@@ -1,7 +1,12 @@
 """Year-hourly dispatch benchmark: Pyomo paths versus a raw highspy build of the same LP, and persistent
 re-solves after a price change. Prints a table of measured wall times (s).
 
-    python benchmarks/bench_dispatch.py [--hours 8760] [--skip-pyomo-solver] [--resolve-only]
+    python benchmarks/bench_dispatch.py [--scenario scenarios/colossus-1-year-permit.yaml | --synthetic]
+                                        [--hours 8760] [--skip-pyomo-solver] [--resolve-only]
+
+By default the inputs are colossus-1's: the year scenario simulated (load, tariff, turbines, Megapacks) and
+its limits (grid cap, NOx permit, ramp limit, 30-minute load reduction), through optimizers.adapters.
+`--synthetic` uses `colossus_like`, a generated year with a curtailed grid cap (no simulation needed).
 """
 
 from __future__ import annotations
@@ -40,6 +45,15 @@ def colossus_like(n: int = 8760, seed: int = 0) -> DispatchInputs:
                         soc_min_pu=0.05),
         grid_import_max_kw=cap, grid_ramp_max_kw_per_h=30e3, demand_charge_usd_kw_month=12.38,
         gas_price_usd_mmbtu=3.5, reduction_kw=50e3, nox_cap_t=87.0 * n / 8760)  # permit: 87 t/yr, 15 units
+
+
+def scenario_inputs(path: str) -> DispatchInputs:
+    """The scenario simulated and turned into dispatch inputs, as `twin optimize dispatch` does."""
+    from optimizers.adapters import dispatch_inputs, simulated
+    from twin.schema.scenario import load_scenario
+
+    sc = load_scenario(path)
+    return dispatch_inputs(sc, simulated(sc))
 
 
 def raw_highspy(inp: DispatchInputs):
@@ -133,12 +147,21 @@ def raw_highspy(inp: DispatchInputs):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--hours", type=int, default=8760)
+    ap.add_argument("--scenario", default="scenarios/colossus-1-year-permit.yaml",
+                    help="scenario simulated for the inputs (default: colossus-1's planning year)")
+    ap.add_argument("--synthetic", action="store_true", help="use colossus_like instead of a simulated scenario")
+    ap.add_argument("--hours", type=int, default=8760, help="horizon with --synthetic")
     ap.add_argument("--skip-pyomo-solver", action="store_true", help="skip the pyomo.contrib.solver path")
     ap.add_argument("--resolve-only", action="store_true", help="only the persistent re-solve table")
     args = ap.parse_args()
     con = Console(width=220)
-    inp = colossus_like(args.hours)
+    if args.synthetic:
+        inp, source = colossus_like(args.hours), f"colossus_like({args.hours})"
+    else:
+        inp, source = scenario_inputs(args.scenario), args.scenario
+    args.hours = inp.n
+    con.print(f"Inputs: {source}: {inp.n} steps of {inp.dt_h:g} h, load {inp.load_kw.min() / 1e3:.1f}-"
+              f"{inp.load_kw.max() / 1e3:.1f} MW, NOx cap {inp.nox_cap_t} t, load reduction {inp.reduction_kw / 1e3:g} MW")
     if args.resolve_only:
         resolve_table(con, inp, args.hours)
         return
@@ -239,7 +262,7 @@ def resolve_table(con: Console, inp: DispatchInputs, hours: int) -> None:
         s, t_first, ds = first(case, relax)
         prev = ds.attrs["solver_objective"]
         t_again, ds = _resolve(s, case.price_usd_kwh * rng.uniform(0.7, 1.3, case.n))
-        row(f"{n_h} h {'LP' if relax else 'MILP'}, hourly noise +-30 %", s, t_first, t_again, prev, ds)
+        row(f"{n_h} h {'LP' if relax else 'MILP'} (colossus_like), hourly noise +-30 %", s, t_first, t_again, prev, ds)
     con.print(tab)
     con.print("Month blocks answer when their proven gap is within rel_gap; a change that moves the NOx price "
               "(a price level change in the hours the turbines run) goes to the full LP, re-solved from its "
