@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from optimizers.common import solve
 from optimizers.placement import (
     PlacementOptions,
     SiteState,
@@ -20,6 +19,7 @@ from optimizers.placement import (
     random_jobs,
     segment_allocation,
     solve_placement,
+    solve_relaxation,
 )
 from twin.layout import expand
 from twin.site import load_site
@@ -59,7 +59,7 @@ def run(a) -> None:
     t["prepare (segments, pairs, limits)"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     mr = build_placement(prob, relax=True)
-    rinfo = solve(mr, a.time_limit, a.gap, load_pyomo=False)
+    rinfo = solve_relaxation(prob, mr)
     t["LP relaxation (guide + duals) build + solve"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     model = build_placement(prob)

@@ -819,7 +819,7 @@ def improve_by_hall(prob: PlacementProblem, x: np.ndarray, y: np.ndarray, y_lp: 
         if len(sub.pair_job) == 0:
             continue
         mr = build_placement(sub, relax=True)
-        ri = solve(mr, time_limit_s, opt.rel_gap, duals=False, load_pyomo=False)
+        ri = solve_relaxation(sub, mr, duals=False)
         if not ri.has_solution:
             continue
         ms = build_placement(sub)
@@ -1108,7 +1108,7 @@ def optimize_placement(layout: SiteLayout, jobs: list[PlacementJob], state: Site
                                                                 and j.name in prob.not_placeable]})
     # LP relaxation first: its admissions guide the greedy start, its duals price the limits
     mr = build_placement(prob, relax=True)
-    relax_info = solve(mr, opt.time_limit_s, opt.rel_gap, load_pyomo=False)
+    relax_info = solve_relaxation(prob, mr)
     if not relax_info.has_solution:
         raise_if_out_of_time(relax_info, opt.time_limit_s, "placement (LP relaxation)")
         explain_infeasible(prob)
@@ -1121,6 +1121,18 @@ def optimize_placement(layout: SiteLayout, jobs: list[PlacementJob], state: Site
         raise_if_out_of_time(info, opt.time_limit_s, "placement")
         explain_infeasible(prob)
     return extract_placement(prob, model._linear, info, lm_relax, relax_info)
+
+
+RELAX_HIGHS_OPTIONS = {"simplex_scale_strategy": 0}
+"""HiGHS options for the LP relaxation. Without scaling, dual simplex needs ~3,000 iterations instead of
+~15,000 on colossus-1 with the reserve (0.5 s instead of 2.9 s; same optimum and duals to 1e-7)."""
+
+
+def solve_relaxation(prob: PlacementProblem, model: pyo.ConcreteModel, duals: bool = True) -> SolveInfo:
+    """The LP relaxation (`build_placement(prob, relax=True)`): admissions to guide the warm start, the
+    bound for `solve_placement` and, with `duals`, the prices of the limits."""
+    return solve(model, prob.options.time_limit_s, prob.options.rel_gap, duals=duals, load_pyomo=False,
+                 options=RELAX_HIGHS_OPTIONS)
 
 
 def start_check(lm: LinearModel, col: np.ndarray, tol: float = 1e-6) -> tuple[bool, np.ndarray]:
@@ -1449,6 +1461,6 @@ def random_jobs(n: int, seed: int = 0, p_gpu_kw: tuple[float, float] = (0.45, 0.
 
 __all__ = [
     "PlacementJob", "SiteState", "PlacementOptions", "PlacementProblem", "prepare", "build_placement",
-    "optimize_placement", "extract_placement", "explain_infeasible", "cross_check", "node_power_kw",
-    "reach_matrix", "random_jobs", "replace", "INF",
+    "optimize_placement", "solve_relaxation", "solve_placement", "extract_placement", "explain_infeasible",
+    "cross_check", "node_power_kw", "reach_matrix", "random_jobs", "replace", "INF",
 ]
