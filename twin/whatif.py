@@ -7,18 +7,25 @@ Events on the command line use a compact form:
     job_start:JOB@AT / job_end:JOB@AT         job_end:fill@12h
 A what-if file (YAML) holds `events:` (a list in the scenario's event form) and optionally `changes:`, a
 mapping deep-merged into the base scenario (e.g. `mitigations: {gpu_power_floor_pu: 0.9}`).
+
+`optimize="dispatch"` or `"capping"` chains an optimisation after each simulation (the optimal dispatch of
+the simulated load, planned at the bus and fed back through the simulator; the power caps at the tightest
+hour) and adds its figures to the comparison, prefixed `dispatch_` / `capping_`. A case the optimiser finds
+infeasible keeps its simulated KPIs and its planner's explanation in `WhatIf.infeasible`. The dispatch
+bills each month's demand charge on the horizon's peak, so over a horizon shorter than a month the plan
+leans on turbines (the whole month's charge is weighed against a few days of energy): compare whole months.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import xarray as xr
 
-from twin.errors import InputError
+from twin.errors import InfeasibleError, InputError
 from twin.schema.scenario import Scenario, check_scenario, scenario_from_dict
 
 _EV = re.compile(r"^(?P<kind>[a-z_]+):(?P<arg>[^@]+)@(?P<start>[0-9.]+)h?(?:\+(?P<hours>[0-9.]+)h?)?$")
@@ -70,15 +77,53 @@ def case_scenario(base: Scenario, events: list[dict] | None = None, changes: dic
     return sc
 
 
+OPTIMIZERS = ("dispatch", "capping")
+
+
 @dataclass
 class WhatIf:
     base: xr.Dataset
     case: xr.Dataset
     table: pd.DataFrame  # kpi, base, case, difference
+    optimized: dict[str, xr.Dataset] = field(default_factory=dict)  # "base"/"case" -> the optimiser's result
+    infeasible: dict[str, str] = field(default_factory=dict)  # "base"/"case" -> the planner's explanation
 
 
-def compare(base: xr.Dataset, case: xr.Dataset, n1: bool = False) -> pd.DataFrame:
-    kb, kc = base.twin.kpis(n1=n1), case.twin.kpis(n1=n1)
+def optimize_case(kind: str, sc: Scenario, ds: xr.Dataset) -> tuple[xr.Dataset, dict[str, float]]:
+    """Run optimiser `kind` on a simulated case; its result and the figures the what-if compares."""
+    if kind == "dispatch":
+        from optimizers.adapters import dispatch_feedback, dispatch_inputs_at_bus
+        from optimizers.dispatch import solve_dispatch
+
+        inp = dispatch_inputs_at_bus(sc, ds)
+        plan = solve_dispatch(inp, time_limit_s=sc.solver.time_limit_s, rel_gap=sc.solver.rel_gap)
+        fb = dispatch_feedback(sc, ds, plan)
+        a, dt_h = plan.attrs, inp.dt_h
+        out = {f"dispatch_{k}": float(a[k]) for k in ("cost_total_usd", "cost_energy_usd", "cost_demand_usd",
+                                                       "cost_fuel_usd", "co2_onsite_t", "nox_t") if k in a}
+        out |= {"dispatch_grid_import_max_mw": float(plan.grid_import_kw.max()) / 1e3 or 0.0,  # not -0
+                "dispatch_turbine_energy_mwh": float(plan.turbine_p_kw.sum()) * dt_h / 1e3,
+                "dispatch_battery_discharge_mwh": float(plan.battery_discharge_kw.sum()) * dt_h / 1e3,
+                "dispatch_curtailed_mwh": float(plan.curtailed_kw.sum()) * dt_h / 1e3,
+                "dispatch_simulator_limits_ok": float(fb.attrs["feedback_limits_ok"])}
+        return plan, out
+    if kind == "capping":
+        from optimizers.adapters import capping_inputs
+        from optimizers.capping import optimize_capping
+
+        inp, _ = capping_inputs(sc, ds, None)
+        res = optimize_capping(inp)
+        a = res.attrs
+        return res, {"capping_p_site_max_mw": a["p_site_max_kw"] / 1e3, "capping_p_capped_mw": a["p_capped_kw"] / 1e3,
+                     "capping_throughput_lost_pu": float(a["throughput_lost_pu"]),
+                     "capping_cap_min_pu": float(res["cap_pu"].min())}
+    raise InputError.one("--optimize", "", f"unknown optimiser {kind!r}; expected one of {', '.join(OPTIMIZERS)}")
+
+
+def compare(base: xr.Dataset, case: xr.Dataset, n1: bool = False, extra_base: dict | None = None,
+            extra_case: dict | None = None) -> pd.DataFrame:
+    kb = base.twin.kpis(n1=n1) | (extra_base or {})
+    kc = case.twin.kpis(n1=n1) | (extra_case or {})
     rows = []
     for key in kb:
         vb, vc = kb[key], kc.get(key)
@@ -88,8 +133,9 @@ def compare(base: xr.Dataset, case: xr.Dataset, n1: bool = False) -> pd.DataFram
 
 
 def whatif(base_scenario, events: list[str | dict] | None = None, file: str | Path | None = None,
-           site=None, progress=None) -> WhatIf:
-    """Run the baseline and the changed case; `events` in CLI text form or as dicts; `file` a what-if YAML."""
+           site=None, progress=None, optimize: str | None = None) -> WhatIf:
+    """Run the baseline and the changed case; `events` in CLI text form or as dicts; `file` a what-if YAML;
+    `optimize` one of OPTIMIZERS to chain after each simulation."""
     import twin.accessor  # noqa: F401
     from twin.sim.engine import as_scenario, simulate
 
@@ -108,7 +154,21 @@ def whatif(base_scenario, events: list[str | dict] | None = None, file: str | Pa
         changes = raw.get("changes") or {}
     if not evs and not changes:
         raise InputError.one(where, "events", "a what-if needs at least one event or change")
+    if optimize is not None and optimize not in OPTIMIZERS:
+        raise InputError.one("--optimize", "", f"unknown optimiser {optimize!r}; expected one of {', '.join(OPTIMIZERS)}")
     case = case_scenario(base, evs, changes, where)
-    ds_base = simulate(site, base, progress=(lambda f, s: progress(f / 2, f"base: {s}")) if progress else None)
-    ds_case = simulate(site, case, progress=(lambda f, s: progress(0.5 + f / 2, f"case: {s}")) if progress else None)
-    return WhatIf(ds_base, ds_case, compare(ds_base, ds_case))
+    share = 0.4 if optimize else 0.5  # of the progress bar per simulation
+    ds_base = simulate(site, base, progress=(lambda f, s: progress(f * share, f"base: {s}")) if progress else None)
+    ds_case = simulate(site, case, progress=(lambda f, s: progress(share + f * share, f"case: {s}")) if progress else None)
+    res = WhatIf(ds_base, ds_case, compare(ds_base, ds_case))
+    if optimize:
+        extra = {}
+        for k, (name, scn, dsn) in enumerate((("base", base, ds_base), ("case", case, ds_case))):
+            if progress:
+                progress(2 * share + k * (1 - 2 * share) / 2, f"{name}: {optimize}")
+            try:
+                res.optimized[name], extra[name] = optimize_case(optimize, scn, dsn)
+            except InfeasibleError as exc:
+                res.infeasible[name], extra[name] = str(exc), {}
+        res.table = compare(ds_base, ds_case, extra_base=extra["base"], extra_case=extra["case"])
+    return res

@@ -135,15 +135,19 @@ def whatif_cmd(
     base: Annotated[Path, typer.Argument(help="Baseline scenario YAML")],
     event: Annotated[list[str] | None, typer.Option("--event", help="e.g. outage:hall-1-tx1@2h+4h (repeatable)")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="What-if YAML with events and/or changes")] = None,
+    optimize: Annotated[str | None, typer.Option(
+        "--optimize", help="Chain an optimisation after each simulation: dispatch or capping")] = None,
 ) -> None:
-    """Run the baseline and the changed case; print their KPIs side by side with the differences."""
+    """Run the baseline and the changed case; print their KPIs side by side with the differences. With
+    --optimize, each case's simulation is followed by the optimiser and its figures are compared too; a case
+    the optimiser finds infeasible prints the planner's explanation and the command exits 1."""
     from rich.table import Table
 
     from twin.schema.scenario import load_scenario
     from twin.whatif import whatif
 
     sc = load_scenario(base)
-    res = _run_with_progress(lambda tick: whatif(sc, event or [], file, progress=tick), "what-if")
+    res = _run_with_progress(lambda tick: whatif(sc, event or [], file, progress=tick, optimize=optimize), "what-if")
     t = Table(title=f"what-if on {sc.name}", title_justify="left")
     for col in ("KPI", "base", "case", "difference"):
         t.add_column(col, justify="right" if col != "KPI" else "left")
@@ -154,4 +158,15 @@ def whatif_cmd(
             diff = r["difference"]
             style = "" if abs(diff) < 1e-9 else "bold"
             t.add_row(key, _fmt(r["base"]), _fmt(r["case"]), f"[{style}]{_fmt(diff)}[/]" if style else _fmt(diff))
+    if optimize:
+        t.add_section()
+        for key, r in tab.iterrows():
+            if key.startswith(f"{optimize}_"):
+                diff = r["difference"]
+                cell = f"[bold]{_fmt(diff)}[/]" if abs(diff) > 1e-9 else _fmt(diff)
+                t.add_row(key, _fmt(r["base"]), _fmt(r["case"]), cell)
     _console().print(t)
+    for name, why in res.infeasible.items():
+        _console().print(f"[bold red]{optimize} infeasible in the {name}:[/] {why}")
+    if res.infeasible:
+        raise typer.Exit(1)
