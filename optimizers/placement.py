@@ -753,9 +753,21 @@ def greedy_start(prob: PlacementProblem, y_lp: np.ndarray | None = None,
     return x, y
 
 
+def start_objective(prob: PlacementProblem, x: np.ndarray, y: np.ndarray) -> float:
+    """The model's objective (maximised, in value units) of a placement: admitted value plus the weighted
+    smallest power headroom m, as `full_start` sets m."""
+    p_seg = np.bincount(prob.pair_seg, weights=x * prob.p_node_kw[prob.pair_job], minlength=len(prob.seg_free))
+    G = segment_limit_matrices(prob)["equipment_power_limit"]
+    cap = prob.power_cap_kw
+    head = ((cap - prob.power_now_kw - G.T @ p_seg) / cap)[prob.power_now_kw < cap]
+    m = max(-1.0, min(prob.m_ub, float(head.min()))) if head.size else prob.m_ub
+    return float(prob.value @ y) + prob.options.headroom_weight_pu * float(prob.value.min()) * m
+
+
 def best_greedy(prob: PlacementProblem, y_lp: np.ndarray | None = None, x_lp: np.ndarray | None = None):
-    """The best of a few greedy orders (value per kW, value per node, the LP's admissions first) and both
-    group rules (best fit, most room): no single order wins when power or when nodes bind."""
+    """The best (by `start_objective`) of a few greedy orders (value per kW, value per node, the LP's
+    admissions first) and both group rules (best fit, most room): no single order wins when power or when
+    nodes bind."""
     req = np.array([j.required for j in prob.jobs])
     dn = prob.value / prob.nodes
     dk = dn / prob.p_node_kw
@@ -763,15 +775,18 @@ def best_greedy(prob: PlacementProblem, y_lp: np.ndarray | None = None, x_lp: np
     if y_lp is not None:
         lp = -np.round(np.asarray(y_lp), 6)
         orders.append(np.lexsort((-dn, -prob.nodes, lp, ~req)))
-    best = (-1.0, None, None)
+    best = (-np.inf, None, None)
     runs = [(orders[0], True), (orders[0], False), (orders[1], True)] + \
         ([(orders[2], True), (orders[2], False)] if len(orders) > 2 else [])
+    runs.append((orders[0], None))  # most room first, not led by the LP: the best headroom for equal value
     for o, bf in runs:
-        if True:
+        if bf is None:
+            x, y = greedy_start(prob, order=o, best_fit=False)
+        else:
             x, y = greedy_start(prob, y_lp, x_lp, order=o, best_fit=bf)
-            v = float(prob.value @ y)
-            if v > best[0] and (y[req] > 0.5).all():
-                best = (v, x, y)
+        v = start_objective(prob, x, y)  # value first, then the smallest headroom (ties of value)
+        if v > best[0] and (y[req] > 0.5).all():
+            best = (v, x, y)
     if best[1] is None:
         return greedy_start(prob, y_lp, x_lp)
     return best[1], best[2]
