@@ -1477,5 +1477,6 @@ def random_jobs(n: int, seed: int = 0, p_gpu_kw: tuple[float, float] = (0.45, 0.
 __all__ = [
     "PlacementJob", "SiteState", "PlacementOptions", "PlacementProblem", "prepare", "build_placement",
     "optimize_placement", "solve_relaxation", "solve_placement", "extract_placement", "explain_infeasible",
-    "cross_check", "node_power_kw", "reach_matrix", "random_jobs", "replace", "INF",
+    "cross_check", "node_power_kw", "reach_matrix", "greedy_start", "best_greedy", "start_objective", "hall_master",
+    "hall_master_start", "unit_room_kw", "full_start", "start_check", "segment_allocation", "random_jobs", "replace", "INF",
 ]
