@@ -283,6 +283,9 @@ class BlockResolver:
             raise RuntimeError("BlockResolver.resolve before reference()")
         t0 = time.perf_counter()
         lm = self.lm
+        if not self._bounds_unchanged():
+            self.last_failure = "the model's bounds changed since reference(): the blocks hold the old ones"
+            return None
         failed, held = self._run(self._blocks, lm.cost, time_limit_s)
         if not failed:
             failed, lagr = self._run(self._lagr, lm.cost + self.lagr_adjust, time_limit_s)
@@ -305,6 +308,12 @@ class BlockResolver:
         iters = sum(int(blk.h.getInfo().simplex_iteration_count) for blk in self._blocks + self._lagr)
         return BlockSolution(x=x, row_dual=y, row_activity=activity, upper_usd=upper, lower_usd=lower,
                              solve_s=t_solve, total_s=time.perf_counter() - t0, iterations=iters)
+
+    def _bounds_unchanged(self) -> bool:
+        row_lb, row_ub = self.lm.row_bounds()
+        col_lb, col_ub, _ = self.lm.col_bounds()
+        return (np.array_equal(row_lb, self.row_lb) and np.array_equal(row_ub, self.row_ub)
+                and np.array_equal(col_lb, self.col_lb0) and np.array_equal(col_ub, self.col_ub0))
 
     def _run(self, blocks: list[_Block], cost_full: np.ndarray, time_limit_s: float):
         """One pass over `blocks`, split round-robin over the threads."""

@@ -850,6 +850,7 @@ class DispatchSession:
         self.inputs = replace(self.inputs, grid_import_max_kw=cap)
         self.lm.set_row_bounds("grid_import_limit", self.lm.families["grid_import_limit"].lb, cap)
         self._changed.add("bounds")
+        self.blocks = None  # they hold the old caps; set up again after the next full solve
 
     def resolve_options(self) -> dict:
         """HiGHS options for the next solve. After a change of cost coefficients only, the kept basis is

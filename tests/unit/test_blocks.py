@@ -152,3 +152,24 @@ def test_dispatch_session_answers_a_price_change_by_blocks_within_its_gap():
     s.solve()
     assert s.last_path == "full"
     assert base.attrs["solver_objective"] == pytest.approx(_full_optimum(inp, inp.price_usd_kwh), rel=1e-7)
+
+
+def test_blocks_refuse_a_model_whose_bounds_changed_and_the_session_rebuilds_them():
+    from optimizers.dispatch import DispatchSession
+
+    inp = three_months()
+    lm, info, br = _session(inp)
+    cap = np.asarray(inp.grid_import_max_kw) * 0.9
+    lm.set_row_bounds("grid_import_limit", lm.families["grid_import_limit"].lb, cap)
+    assert br.resolve() is None and "bounds changed" in br.last_failure
+    s = DispatchSession(inp, relax=True, rel_gap=0.05, block_min_steps=0)
+    s.solve()
+    s.set_grid_import_max(cap)
+    assert s.blocks is None
+    s.solve()  # full (bounds changed); the blocks are set up again on the new caps
+    assert s.last_path == "full" and s.blocks is not None
+    price = inp.price_usd_kwh * np.random.default_rng(5).uniform(0.7, 1.3, inp.n)
+    s.set_prices(price)
+    ds = s.solve()
+    assert s.last_path == "blocks"
+    assert float((ds.grid_import_kw - cap).max()) <= 1e-6  # the new caps hold
