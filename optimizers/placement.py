@@ -32,6 +32,55 @@ loaded figures from the same aggregation).
 
 Objective (weighted lexicographic): maximise sum_j priority_j * gpus_j * duration_h_j * y[j], then the
 smallest power headroom m (weight 1/20 of the smallest job value, so it never outweighs admitting a job).
+
+Solving (`solve_placement`), and why the N-1 reserve case was hard
+-----------------------------------------------------------------
+Benchmark (benchmarks/bench_placement.py: colossus-1, 200 jobs, half the GPU nodes busy, 1 % gap, 20 s
+limit; 2 shared cores, each figure run twice). Before: no reserve 5.4 s, gap 0.44 %, 13,100,672; 25 %
+reserve stopped at the 20 s limit, gap 3.42 %, 12,227,456 (24.7 s in all, LP bound 12,646,016).
+
+Diagnosis (reserve case): the bound was not the problem. The (job x hall) master below with no margin is
+a relaxation; HiGHS bounds it by 12,593,088 and the LP bound is 12,646,016, so a 1 % gap needs an incumbent >= 12.52 M; the greedy start
+gave 12,227,456 and HiGHS found nothing better in 120 s (nor with mip_heuristic_effort 0.3, presolve off,
+or a hall-by-hall LNS: all still 12,227,456 / 3.4 %). The reserve makes each transformer a unit (48 units,
+~1,000 kW room for ~140 free nodes), so halls are bins in nodes *and* kW; four 1,024-node and two
+512-node jobs admit in the LP only if the right pairs share a hall (a 1,024-node job at 6.98 kW per node
+and a 512-node job at 7.59 kW fit hall-4; with the 1,024-node job at 7.54 kW they miss hall-3 by ~15
+nodes' power). The greedy rules and HiGHS's
+heuristics place the big jobs one by one and lose one 512-node job (1.1 M). An LP dive (fix the biggest
+split job to the hall with the best LP) fell to 11.0-12.3 M: the LP spreads the other big jobs over halls
+and does not see which pairs fit. Restricting the full MILP to the LP's jobs found 12.51 M in 20 s.
+
+Kept:
+  * hall master (`hall_master`, `hall_master_start`): a MILP over y[j] and w[j,h] only (~1,000 columns,
+    solved by HiGHS to 0.1 % in ~1 s) where each hall is one bin described by valid rows: free nodes,
+    power, and for levels mu at the quantiles of the job powers sum_j min(p_j, mu) nodes_j w[j,h] <=
+    sum_{u in h} min(R_u, mu F_u) (valid per unit: sum min(p, mu) x <= sum p x <= R_u and <= mu sum x <=
+    mu F_u), so a hall whose units differ in kW per free node is not over-counted; rows that load whole
+    halls alike stay rows over halls; array jobs only take halls with an array they fit. Each unit's room
+    is cut by 0.5 node of the hungriest job for the integer split. Its jobs are placed in their halls by
+    the greedy rule (biggest first), a restricted MILP (the model with y <= master, hall and array
+    binaries fixed to the master's hall) places what the greedy misses, then the greedy fills the rest.
+    Reserve case: 12,546,816 (gap 0.79 % to the LP bound) in ~2 s. Margin 0 gives 12,575,616 but its
+    restricted MILP took 6 s on seeds 1-2; margin 1 node misses the gap on seed 0 (12,515,456), so the
+    master is retried at margin 0 when the first start misses the gap.
+  * branch and bound skipped when the start is feasible and within rel_gap of the LP relaxation bound
+    (`lp_bound`, the same model's relaxation, already solved for the guide and duals): HiGHS only repeats
+    that LP at its root (presolve 3.8 s + root LP 4.8 s, then "optimal" at 0.79 %). `termination` says so.
+  * LP relaxation without simplex scaling (`RELAX_HIGHS_OPTIONS`): 3,000 instead of 15,000 dual simplex
+    iterations, 0.5 s instead of 2.9 s (reserve case; seeds 1-3: 1.2-5.7 s -> 0.5-0.7 s), same optimum,
+    duals equal to 1e-7. (Other scalings 2, 3: 2.9 s; 4: 5.0 s; strategy 2: 2.1 s; ipm 5.4 s; pdlp 9.2 s.)
+  * greedy starts ranked by the model objective (value, then headroom), plus one most-room run not led
+    by the LP, so a start that ends the solve keeps the headroom tie-break.
+After: no reserve 1.5-1.7 s, gap 0.06 %, 13,150,144; 25 % reserve 3.6-3.9 s, gap 0.79 %, 12,546,816.
+Seeds 1-3 (reserve 25 %): 3.7-9.1 s before the LP change, gaps 0.27-0.40 % (old code: 0.46-0.87 %).
+
+Not kept / not needed: VUB rows off (LP 0.7 s but bound 12,661,977: start gap 0.91 %); dropping the
+headroom term (LP 1.4 s; changes the objective); hall-by-hall LNS (`lns`, no gain, +6 s); HiGHS
+mip_heuristic_effort 0.3 / presolve off (no better incumbent in 20 s); the unit-level master with
+continuous x (same bound, HiGHS needs 15-56 s to find 12.55-12.58 M). Left: array-locality jobs still
+have a node column per (job, segment) (14,760 of 30,911 columns); one per (job, array piece) would
+shrink the model when branch and bound does run.
 """
 
 from __future__ import annotations
