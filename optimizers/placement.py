@@ -924,7 +924,7 @@ def unit_room_kw(prob: PlacementProblem) -> np.ndarray:
 
 
 def hall_master(prob: PlacementProblem, time_limit_s: float = 5.0, rel_gap: float = 1e-3,
-                margin_nodes: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+                margin_nodes: float | None = None) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Admission and hall of every job from a small MILP over (job, hall) only, for the warm start.
 
     Each hall is one bin with the exact LP description of what its units can hold, projected onto the
@@ -935,7 +935,9 @@ def hall_master(prob: PlacementProblem, time_limit_s: float = 5.0, rel_gap: floa
     alike (substation, per-hall switchgear or loop) are kept as rows over the halls. Array-locality jobs may
     only take a hall with an array where they fit. Each unit's room is cut by `margin_nodes` nodes of
     the most power-hungry job, for the integer split over units. Returns (y, hall per job, -1 if not
-    admitted or placed across halls) or None without a solution."""
+    admitted or placed across halls, bound) or None without a solution. With `margin_nodes=0` every row
+    is implied by the full model, so the master is a relaxation and `bound` (HiGHS's dual bound of the
+    master) is an upper bound of the admitted value of any placement; with a margin it is inf."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     L = prob.layout
@@ -1019,21 +1021,24 @@ def hall_master(prob: PlacementProblem, time_limit_s: float = 5.0, rel_gap: floa
     y = np.rint(res.x[:nj])
     W = res.x[nj:].reshape(nj, nh)
     hall = np.where((y > 0.5) & ~is_none, W.argmax(axis=1), -1)
-    return y, hall
+    dual = getattr(res, "mip_dual_bound", None)
+    bound = -float(dual) * prob.value_scale if margin == 0 and dual is not None and np.isfinite(dual) else np.inf
+    return y, hall, bound
 
 
 def hall_master_start(prob: PlacementProblem, lm: LinearModel, time_limit_s: float = 5.0,
-                      margin_nodes: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+                      margin_nodes: float | None = None) -> tuple[np.ndarray, np.ndarray, float] | None:
     """A placement from the hall master (`hall_master`): its jobs placed in their halls by the greedy rule
     (largest first); if some do not fit, the full model restricted to the master's admissions and halls
     (a small MILP, started from the greedy) places them; then the greedy fills what is left with the
-    other jobs. Returns (x per (pair_job, pair_seg), y) or None."""
+    other jobs. Returns (x per (pair_job, pair_seg), y, the master's value bound (see `hall_master`)) or
+    None."""
     t0 = time.perf_counter()
     got = hall_master(prob, time_limit_s=max(0.5, time_limit_s / 2), rel_gap=min(prob.options.rel_gap / 4, 1e-3),
                       margin_nodes=margin_nodes)
     if got is None:
         return None
-    y_m, hall = got
+    y_m, hall, bound = got
     ph = hall[prob.pair_job]
     allow = (y_m[prob.pair_job] > 0.5) & ((ph < 0) | (prob.seg_hall[prob.pair_seg] == ph))
     order = np.lexsort((-prob.value / prob.nodes, -prob.nodes))
@@ -1042,19 +1047,19 @@ def hall_master_start(prob: PlacementProblem, lm: LinearModel, time_limit_s: flo
         nh = len(prob.layout.hall_ids)
         h = HighsHandle(lm)
 
-        def bound(name, hi):
+        def cap_cols(name, hi):
             f = lm.vars[name]
             idx = f.cols.astype(np.int32)
             h.h.changeColsBounds(len(idx), idx, f.lb.copy(), np.minimum(f.ub, hi).astype(float))
 
-        bound("y", y_m)
+        cap_cols("y", y_m)
         zh = np.zeros((len(prob.hall_jobs), nh))
         hj = hall[prob.hall_jobs]
         zh[np.flatnonzero(hj >= 0), hj[hj >= 0]] = 1.0
-        bound("zh", zh.ravel())
+        cap_cols("zh", zh.ravel())
         arr_hall = np.zeros(len(prob.arrays), int)
         arr_hall[np.searchsorted(prob.arrays, prob.seg_array)] = prob.seg_hall
-        bound("za", (hall[prob.za_job] == arr_hall[prob.za_arr]).astype(float))
+        cap_cols("za", (hall[prob.za_job] == arr_hall[prob.za_arr]).astype(float))
         h.h.setSolution(lm.n_cols, np.arange(lm.n_cols, dtype=np.int32), full_start(prob, lm, x, y))
         left = max(0.5, time_limit_s - (time.perf_counter() - t0))
         info = solve(lm.model, left, min(prob.options.rel_gap / 4, 1e-3), persistent=h, duals=False, load_pyomo=False)
@@ -1063,7 +1068,8 @@ def hall_master_start(prob: PlacementProblem, lm: LinearModel, time_limit_s: flo
             y_s = np.rint(lm.value(info, "y"))
             if float(prob.value @ y_s) > float(prob.value @ y):
                 x, y = segment_allocation(prob, lm, info), y_s
-    return greedy_start(prob, x0=x, y0=y)
+    x, y = greedy_start(prob, x0=x, y0=y)
+    return x, y, bound
 
 
 def full_start(prob: PlacementProblem, lm: LinearModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -1218,45 +1224,51 @@ def solve_placement(prob: PlacementProblem, model: pyo.ConcreteModel, warm_start
     relaxation's admissions `y_lp` when given) and the hall master's placement.
 
     `lp_bound`: objective of the LP relaxation of this same model (`build_placement(prob, relax=True)`),
-    a valid bound on the MILP's optimum. When the warm start is feasible and already within `rel_gap` of
-    it, branch and bound could only confirm what is known, so it is not run: the start is returned with
-    status "optimal" and its gap against that bound (`termination` says so)."""
+    a valid bound on the MILP's optimum. The hall master without unit margin is a relaxation too (see
+    `hall_master`); it is solved when the starts miss the gap, and its bound is used when tighter. When the
+    warm start is feasible and already within `rel_gap` of the best bound, branch and bound could only
+    confirm what is known, so it is not run: the start is returned with status "optimal" and its gap
+    against that bound (`termination` says which). After branch and bound, the reported gap is the smaller
+    of HiGHS's and the one against that bound."""
     lm = model._linear
     opt = prob.options
     t0 = time.perf_counter()
     col = None
+    bound = float(lp_bound) if lp_bound is not None and np.isfinite(lp_bound) else -np.inf  # objective, minimised
+    bound_src = "the LP relaxation bound"
+    w_m = opt.headroom_weight_pu * float(prob.value.min()) / prob.value_scale
+
+    def gap_of(obj: float) -> float:
+        return max(0.0, obj - bound) / max(abs(obj), 1e-12) if np.isfinite(bound) else np.inf
+
     if warm_start:
         x, y = best_greedy(prob, y_lp, x_lp)
         if lns and opt.lns and len(prob.layout.hall_ids) > 1:
             x, y = improve_by_hall(prob, x, y, y_lp, time_limit_s=min(3.0, opt.time_limit_s / 8))
         col = full_start(prob, lm, x, y)
-
-        def gap_of(c):
-            if lp_bound is None or not np.isfinite(lp_bound):
-                return np.inf
-            obj = float(lm.cost @ c + lm.cost_offset)
-            return max(0.0, obj - float(lp_bound)) / max(abs(obj), 1e-12)
-
         # the hall master, first with its unit margin, then (gap not met yet) without: a tighter packing
-        # that the restricted MILP may need longer to place
+        # that the restricted MILP may need longer to place, and a bound
         margins = [opt.master_margin_nodes] + ([0.0] if opt.master_margin_nodes > 0 else [])
         for k, margin in enumerate(margins if opt.hall_master else []):
-            if k and (gap_of(col) <= opt.rel_gap or time.perf_counter() - t0 > opt.time_limit_s / 3):
+            if k and (gap_of(float(lm.cost @ col)) <= opt.rel_gap or time.perf_counter() - t0 > opt.time_limit_s / 3):
                 break
             got = hall_master_start(prob, lm, time_limit_s=min(6.0, opt.time_limit_s / 4), margin_nodes=margin)
-            if got is not None:
-                col_m = full_start(prob, lm, *got)
-                if lm.cost @ col_m < lm.cost @ col - 1e-12:
-                    col = col_m
-    if col is not None and lp_bound is not None and np.isfinite(lp_bound):
+            if got is None:
+                continue
+            col_m = full_start(prob, lm, got[0], got[1])
+            if lm.cost @ col_m < lm.cost @ col - 1e-12:
+                col = col_m
+            b = -got[2] / prob.value_scale - w_m * prob.m_ub  # value bound -> objective bound (m <= m_ub)
+            if b > bound:
+                bound, bound_src = b, "the hall master's bound"
+    if col is not None and np.isfinite(bound):
         obj = float(lm.cost @ col + lm.cost_offset)
-        gap = max(0.0, obj - float(lp_bound)) / max(abs(obj), 1e-12)
         ok, act = start_check(lm, col)
-        if ok and gap <= opt.rel_gap:
+        if ok and gap_of(obj) <= opt.rel_gap:
             integ = lm.col_bounds()[2]
             return SolveInfo(
-                status="optimal", objective=obj, is_mip=True, mip_gap=gap, build_s=lm.build_s,
-                termination="Optimal (warm start within the gap of the LP relaxation bound; branch and bound not run)",
+                status="optimal", objective=obj, is_mip=True, mip_gap=gap_of(obj), build_s=lm.build_s,
+                termination=f"Optimal (warm start within the gap of {bound_src}; branch and bound not run)",
                 handover_s=time.perf_counter() - t0, solve_s=0.0, extract_s=0.0, n_rows=lm.n_rows, n_cols=lm.n_cols,
                 n_integer=int(integ.sum()), backend="matrix", x=col, row_activity=act)
     handle = HighsHandle(lm)
@@ -1267,6 +1279,11 @@ def solve_placement(prob: PlacementProblem, model: pyo.ConcreteModel, warm_start
     info = solve(model, max(1.0, opt.time_limit_s - warm_s), opt.rel_gap, persistent=handle, duals=False,
                  load_pyomo=False, options=opt.highs_options or None)
     info.handover_s += warm_s
+    if info.has_solution and gap_of(info.objective) < info.mip_gap:
+        info.mip_gap = gap_of(info.objective)
+        if info.status == "feasible" and info.mip_gap <= opt.rel_gap:
+            info.status = "optimal"
+            info.termination += f" (gap met against {bound_src})"
     return info
 
 
