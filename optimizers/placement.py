@@ -85,6 +85,7 @@ shrink the model when branch and bound does run.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -923,6 +924,37 @@ def unit_room_kw(prob: PlacementProblem) -> np.ndarray:
     return room
 
 
+@contextlib.contextmanager
+def _c_stdout_silenced():
+    """File descriptor 1 to /dev/null for the block (C stdio flushed before and after), so C-level prints
+    of a solver do not land in a table printed on stdout. A no-op where fd 1 cannot be redirected."""
+    import ctypes
+    import os
+    import sys
+
+    try:
+        flush = ctypes.CDLL(None).fflush
+    except (OSError, AttributeError):  # pragma: no cover - no C library handle
+        yield
+        return
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        flush(None)
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        flush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 def hall_master(prob: PlacementProblem, time_limit_s: float = 5.0, rel_gap: float = 1e-3,
                 margin_nodes: float | None = None) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Admission and hall of every job from a small MILP over (job, hall) only, for the warm start.
@@ -1014,8 +1046,9 @@ def hall_master(prob: PlacementProblem, time_limit_s: float = 5.0, rel_gap: floa
     integ = np.concatenate([np.ones(nj), np.repeat((~is_none).astype(float), nh)])
     lo = np.concatenate([required.astype(float), np.zeros(nj * nh)])
     hi = np.concatenate([(~blocked | required).astype(float), elig.ravel().astype(float)])
-    res = milp(c, constraints=LinearConstraint(A, np.concatenate(lbs), np.concatenate(ubs)), integrality=integ,
-               bounds=Bounds(lo, hi), options={"time_limit": float(time_limit_s), "mip_rel_gap": float(rel_gap)})
+    with _c_stdout_silenced():  # scipy's HiGHS build prints a debug line from C on some MIPs
+        res = milp(c, constraints=LinearConstraint(A, np.concatenate(lbs), np.concatenate(ubs)), integrality=integ,
+                   bounds=Bounds(lo, hi), options={"time_limit": float(time_limit_s), "mip_rel_gap": float(rel_gap)})
     if res.x is None:
         return None
     y = np.rint(res.x[:nj])
