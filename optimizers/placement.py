@@ -36,18 +36,18 @@ smallest power headroom m (weight 1/20 of the smallest job value, so it never ou
 Solving (`solve_placement`), and why the N-1 reserve case was hard
 -----------------------------------------------------------------
 Benchmark (benchmarks/bench_placement.py: colossus-1, 200 jobs, half the GPU nodes busy, 1 % gap, 20 s
-limit; 2 shared cores, each figure run twice). Before: no reserve 5.4 s, gap 0.44 %, 13,100,672; 25 %
-reserve stopped at the 20 s limit, gap 3.42 %, 12,227,456 (24.7 s in all, LP bound 12,646,016).
+limit; 2 shared cores, each figure run twice). Before: no reserve 5.4 / 4.2 s, gap 0.44 %, 13,100,672;
+25 % reserve stopped at the 20 s limit, gap 3.42 %, 12,227,456 (24.7 / 24.9 s in all, LP bound 12,646,016).
 
-Diagnosis (reserve case): the bound was not the problem. The (job x hall) master below with no margin is
-a relaxation; HiGHS bounds it by 12,593,088 and the LP bound is 12,646,016, so a 1 % gap needs an incumbent >= 12.52 M; the greedy start
-gave 12,227,456 and HiGHS found nothing better in 120 s (nor with mip_heuristic_effort 0.3, presolve off,
-or a hall-by-hall LNS: all still 12,227,456 / 3.4 %). The reserve makes each transformer a unit (48 units,
-~1,000 kW room for ~140 free nodes), so halls are bins in nodes *and* kW; four 1,024-node and two
-512-node jobs admit in the LP only if the right pairs share a hall (a 1,024-node job at 6.98 kW per node
-and a 512-node job at 7.59 kW fit hall-4; with the 1,024-node job at 7.54 kW they miss hall-3 by ~15
-nodes' power). The greedy rules and HiGHS's
-heuristics place the big jobs one by one and lose one 512-node job (1.1 M). An LP dive (fix the biggest
+Diagnosis (reserve case): the bound was not the problem. The (job x hall) master below, without margin,
+is a relaxation; solved to 0.01 % it gives 12,589,696 (bound 12,590,951), against the LP bound 12,646,016,
+so a 1 % gap needs an incumbent >= 12.52 M. The greedy start gave 12,227,456 and HiGHS found nothing
+better in 120 s (nor with mip_heuristic_effort 0.3, presolve off, or the hall-by-hall LNS: all still
+12,227,456 / 3.4 %). The reserve makes each transformer a unit (48 units, ~1,000 kW room for ~140 free
+nodes), so halls are bins in nodes *and* kW; four 1,024-node and two 512-node jobs admit only if the right
+pairs share a hall (a 1,024-node job at 6.98 kW per node and a 512-node job at 7.59 kW fit hall-4; with
+the 1,024-node job at 7.54 kW they miss hall-3 by ~15 nodes' power). The greedy rules and HiGHS's
+heuristics place the big jobs one by one and lose a 512-node job (1.1 M). An LP dive (fix the biggest
 split job to the hall with the best LP) fell to 11.0-12.3 M: the LP spreads the other big jobs over halls
 and does not see which pairs fit. Restricting the full MILP to the LP's jobs found 12.51 M in 20 s.
 
@@ -67,13 +67,22 @@ Kept:
   * branch and bound skipped when the start is feasible and within rel_gap of the LP relaxation bound
     (`lp_bound`, the same model's relaxation, already solved for the guide and duals): HiGHS only repeats
     that LP at its root (presolve 3.8 s + root LP 4.8 s, then "optimal" at 0.79 %). `termination` says so.
+  * the master without margin as a bound: every row of it is implied by the full model, so its HiGHS dual
+    bound (value; m <= m_ub for the headroom term) bounds the MILP. It is used when tighter than the LP:
+    with 35 % reserve the LP bound is 9,572,907 but the master optimum is 9,456,000 (bound 9,456,941 at
+    0.01 %), so no start could be within 1 % of the LP; the start 9,404,160 is 0.64 % from the master
+    bound (8.8 s in all; before these changes: 21.0 s, gap 2.42 %, 9,329,280; with the LP bound only,
+    HiGHS ran out of time before its root bound, gap "inf"). After branch and bound the reported gap is
+    the smaller of HiGHS's and the one against this bound.
   * LP relaxation without simplex scaling (`RELAX_HIGHS_OPTIONS`): 3,000 instead of 15,000 dual simplex
     iterations, 0.5 s instead of 2.9 s (reserve case; seeds 1-3: 1.2-5.7 s -> 0.5-0.7 s), same optimum,
     duals equal to 1e-7. (Other scalings 2, 3: 2.9 s; 4: 5.0 s; strategy 2: 2.1 s; ipm 5.4 s; pdlp 9.2 s.)
   * greedy starts ranked by the model objective (value, then headroom), plus one most-room run not led
     by the LP, so a start that ends the solve keeps the headroom tie-break.
-After: no reserve 1.5-1.7 s, gap 0.06 %, 13,150,144; 25 % reserve 3.6-3.9 s, gap 0.79 %, 12,546,816.
-Seeds 1-3 (reserve 25 %): 3.7-9.1 s before the LP change, gaps 0.27-0.40 % (old code: 0.46-0.87 %).
+After: no reserve 1.58 / 1.59 s, gap 0.06 %, 13,150,144; 25 % reserve 3.71 / 3.75 s, gap 0.79 %,
+12,546,816 (both without branch and bound). Seeds 1-3 (reserve 25 %): gaps 0.27-0.40 % (old code:
+0.46-0.87 %). Other cases, all within 1 % in 1.4-8.8 s: busy 30 % / 70 %, 300 jobs, reserve 15 %, 35 %,
+100 jobs, seeds 5-6.
 
 Not kept / not needed: VUB rows off (LP 0.7 s but bound 12,661,977: start gap 0.91 %); dropping the
 headroom term (LP 1.4 s; changes the objective); hall-by-hall LNS (`lns`, no gain, +6 s); HiGHS
