@@ -1,6 +1,9 @@
 """Benchmark: placement of a 200-job queue on colossus-1 (half the GPU nodes busy) to a 1 % gap, once
 without reserve (free nodes bind) and once keeping 25 % N-1 reserve on transformers and the substation
 (transformer power binds too). Prints a table of measured figures per case. Target: total <= 20 s.
+The steps are those of `optimize_placement`: LP relaxation (guide, duals and bound), MILP build, warm start
+(greedy rules and the hall master), branch and bound (skipped when the warm start is already within the
+gap of the LP or hall-master bound: the printed termination says which), extraction.
 
 Run: python benchmarks/bench_placement.py [--jobs 200] [--reserves 0,0.25] [--busy 0.5] [--seed 0]
 """
