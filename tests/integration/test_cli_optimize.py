@@ -20,7 +20,7 @@ SCEN = Path(__file__).resolve().parents[2] / "scenarios" / "tiny-fixed.yaml"
 # title and the rows each subcommand's table must show
 EXPECT = {
     "placement": ("placement on tiny (tiny-fixed)",
-                  ["jobs in queue", "jobs admitted", "GPUs free before", "binding limits", "cross-check", "solve time (s)"]),
+                  ["jobs in queue", "jobs admitted", "GPUs free before", "binding limits", "cross-check", "solve time incl. warm start (s)"]),
     "capping": ("power capping on tiny (tiny-fixed)",
                 ["hour", "site limit (MW)", "load uncapped (MW)", "lowest cap (pu)", "layout cross-check"]),
     "dispatch": ("dispatch on tiny (tiny-fixed)",

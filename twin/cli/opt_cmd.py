@@ -200,7 +200,7 @@ def placement_cmd(
             ("MIP gap", a["solver_mip_gap"]), ("smallest power headroom (pu)", a["min_headroom_pu"]),
             ("binding limits", a["binding_limits"][:80]),
             ("cross-check", "ok" if a["cross_check_max_overload_kw"] <= 1e-3 else "VIOLATION"),
-            ("solve time (s)", a["solver_solve_s"])]
+            ("solve time incl. warm start (s)", a["solver_handover_s"] + a["solver_solve_s"])]
 
     _optimize(scenario, "placement", "placement", ["state", "solve"], run, no_save)
 
