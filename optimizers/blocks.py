@@ -13,21 +13,24 @@ How:
   blocks (a state-of-charge or ramp row at a block's first hour, a monthly peak row of a later block) a
   *link* row, kept by the later block; in more (a horizon cap: NOx, CO2) a *global* row.
 * *Coupling* columns are the earlier block's columns in a link row (the last hour's state of charge,
-  grid import, units online, recent starts; a monthly peak). Every block LP holds them at their values in the reference
-  solution (the last full optimum), so the blocks are independent and their joined solution is feasible
-  for the full LP. A global row is split into one budget row per block: each block may use what it used
+  grid import, units online, recent starts; a monthly peak). Every block LP of the held pass holds them at
+  their values in the reference solution (a full optimum), so the blocks are independent and their joined
+  solution is feasible for the full LP. A global row is split into one budget row per block: each block may use what it used
   in the reference plus an equal share of the unused room, so the budgets add up to the full limit.
-* Upper bound: the cost of the joined solution (checked feasible against the full matrix).
-  Lower bound: weak duality of the full LP with the block duals joined into one dual vector `y` (global
-  rows: the best of a few candidate multipliers). For any `y`, with reduced costs `d = c - A'y`,
+* Upper bound (the held pass): the cost of the joined solution, checked feasible against the full matrix.
+* Lower bound (the Lagrangian pass): the same month LPs without the link and global rows, every column
+  free within its bounds (tightened by bound propagation, so finite), costs reduced by the reference
+  duals `y` of those rows. For any `y` the sum of the block optima plus the rows' terms
 
-      cost >= sum_i (y_i L_i if y_i > 0 else y_i U_i) + sum_j min(d_j l_j, d_j u_j)
+      sum_b min_x_b (c - A_L' y)' x_b  +  sum_i (y_i L_i if y_i > 0 else y_i U_i)
 
-  holds over the whole feasible set (box-bounded columns; infinite bounds are tightened by the singleton
-  rows first). The joined `y` is dual feasible except at the held coupling columns and the columns of
-  global rows, so the bound is close; `gap = (upper - lower) / |upper|` is a proof, not an estimate.
+  is at most the full LP's optimum (weak duality of the Lagrangian relaxation); with the reference prices
+  it equals it. `gap = (upper - lower) / |upper|` is therefore a proof, not an estimate. It stays small
+  while the change leaves the link rows' and global rows' prices (state-of-charge value at midnight on
+  a month's last day, the NOx price) near the reference's: hourly price noise does, a tariff level
+  change in the hours the turbines run moves the NOx price and is left to the full LP by the caller.
 * If the certified gap is within the caller's `rel_gap`, the joined solution is the answer; otherwise the
-  caller re-solves the full LP (and the blocks are re-referenced to its optimum).
+  caller re-solves the full LP. The reference stays the first optimum until `reference()` is called again.
 
 The block LPs are persistent HiGHS instances: a re-solve pushes the changed costs and starts from each
 block's last basis (primal simplex: a cost change leaves it primal feasible).
@@ -201,16 +204,20 @@ class BlockResolver:
 
     # ---- set-up
     def reference(self, x_ref: np.ndarray, y_ref: np.ndarray, time_limit_s: float = 600.0) -> float:
-        """Hold the coupling columns at `x_ref` (a full optimum), price the global rows at their duals in
-        `y_ref`, split them around `x_ref` and solve every block once from scratch (the session's
-        one-off cost). Returns the wall time, s."""
+        """Build both passes around a full optimum: the held pass holds the coupling columns at `x_ref` and
+        splits the global rows around it; the Lagrangian pass prices the link and global rows at their
+        duals in `y_ref`. Every block LP is solved once from scratch (the session's one-off cost).
+        Returns the wall time, s."""
         t0 = time.perf_counter()
         self.x_ref = np.asarray(x_ref, float).copy()
         self._blocks = [self._make_block(b) for b in range(self.n_blocks)]
         for blk in self._blocks:
             blk.h.setOptionValue("time_limit", float(time_limit_s))
             blk.h.run()
-        self.y_span = np.asarray(y_ref, float)[self.span_rows]
+        # multipliers of the wrong sign for an infinite side are dropped here, so the block costs and the
+        # rows' terms of the bound use the same multipliers
+        self.y_span, _ = row_terms(np.asarray(y_ref, float)[self.span_rows], self.row_lb[self.span_rows],
+                                   self.row_ub[self.span_rows])
         self.lagr_adjust = self._lagrangian_adjust(self.y_span)
         self._lagr = [self._make_lagrangian_block(b) for b in range(self.n_blocks)]
         for blk in self._lagr:
