@@ -84,3 +84,20 @@ def test_bad_scenario_is_an_input_error_exit_1(tmp_path):
     assert "error: invalid input" in res.stderr and f"{missing}: file not found" in res.stderr
     assert "Traceback" not in res.stderr and res.stdout == ""
     assert not (tmp_path / "runs").exists()
+
+
+def test_dispatch_table_shows_what_the_outages_left_in_service(tmp_path):
+    # colossus-1's 15 turbines with 13 out for 10 h and the Megapacks out for 4 h: the plan works with 2
+    # units and no battery power in those hours, and the table says so
+    sc = tmp_path / "gt-out.yaml"
+    sc.write_text("name: gt-out\nsite: colossus-1\nstart: 2025-07-15T00:00\nhours: 24\nstep: 1h\nseed: 2\n"
+                  "initial_state: {battery_soc_pu: 0.5}\nevents:\n"
+                  "  - {kind: outage, component: gt, units: 13, start_h: 8, hours: 10}\n"
+                  "  - {kind: outage, component: megapack, start_h: 8, hours: 4}\n")
+    res = _invoke(["dispatch", str(sc), "--no-save"], tmp_path / "runs")
+    assert res.exit_code == 0, res.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in res.output.splitlines()
+            if line.count("│") >= 3}
+    assert rows["turbine units in service, fewest"] == "2"
+    assert float(rows["battery power in service, least (MW)"]) == 0.0
+    assert rows["simulator cross-check: limits respected"] == "yes"

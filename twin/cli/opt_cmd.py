@@ -270,6 +270,11 @@ def dispatch_cmd(
                                     "cost_start_usd", "cost_curtailment_usd", "co2_onsite_t", "co2_grid_t", "nox_t")
                 if k in a]
         rows += [("load energy at the bus (MWh)", float(inp.load_kw.sum() * inp.dt_h / 1000)), ("steps", inp.n)]
+        if inp.turbine_units_available is not None:  # outages in the scenario: what the plan had to work with
+            rows.append(("turbine units in service, fewest", int(np.min(inp.turbine_units_available))))
+        if inp.battery_p_available_pu is not None:
+            rows.append(("battery power in service, least (MW)",
+                         float(np.min(inp.battery_p_available_pu)) * inp.battery.p_max_kw / 1000))
         lim = check_limits(fb)
         a["cross_check_ok"] = int(fa["feedback_limits_ok"])
         for k, v in lim.items():
