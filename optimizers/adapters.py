@@ -229,7 +229,19 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
     kw.update(over)
     if len(load) == 0:
         raise InputError.one(_SRC, "hours", "the horizon has no hourly steps")
+    kw.setdefault("demand_charge_share_pu", demand_share_on_steps(kw["time"], kw["dt_h"]))
     return DispatchInputs(**kw)
+
+
+def demand_share_on_steps(time: np.ndarray, dt_h: float) -> np.ndarray:
+    """For each step, the share of its calendar month the horizon covers (hours in the horizon / hours in
+    the month): a horizon shorter than its months pays their demand charge pro rata, as if the rest of
+    each month peaked as high (an assumption; a full month pays it whole)."""
+    month = np.asarray(time).astype("datetime64[M]")
+    uniq, idx = np.unique(month, return_inverse=True)
+    month_h = ((uniq + 1).astype("datetime64[h]") - uniq.astype("datetime64[h]")).astype(float)
+    covered_h = np.bincount(idx, minlength=len(uniq)) * float(dt_h)
+    return np.minimum(covered_h / month_h, 1.0)[idx]
 
 
 def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, hourly_steps: bool = False, **over):
@@ -273,7 +285,8 @@ def dispatch_inputs_at_bus(sc, ds: xr.Dataset, costs=None, hourly_steps: bool = 
         if avail["turbine_units_available"] is not None:
             avail["turbine_units_available"] = np.minimum(avail["turbine_units_available"], inp.turbines.n_units)
         kw.update(time=time.astype("datetime64[s]"), dt_h=step_s / 3600.0, load_kw=np.asarray(ds["p_bus_kw"].values, float),
-                  price_usd_kwh=price, grid_import_max_kw=cap, **avail)
+                  price_usd_kwh=price, grid_import_max_kw=cap, **avail,
+                  demand_charge_share_pu=demand_share_on_steps(time, step_s / 3600.0))
     else:
         kw.update(load_kw=hourly(ds, "p_bus_kw"), grid_import_max_kw=cap)
     kw.update(over)
@@ -343,12 +356,15 @@ def _dt_h(ds: xr.Dataset) -> float:
 def expansion_inputs(sc, ds: xr.Dataset, costs=None, **over):
     """ExpansionInputs: the dispatch inputs as operation, the simulated heat as cooling load, the site's
     chillers as existing capacity, costs from data/costs.yaml; the horizon stands for a year."""
+    from dataclasses import replace
+
     from optimizers.costs import load_costs
     from optimizers.expansion import ExpansionInputs
     from twin.schema.components import Chiller
 
     costs = costs or load_costs()
-    op = dispatch_inputs(sc, ds, costs)
+    # the horizon stands for a year (demand_months_weight below), so no pro rata share of its months
+    op = replace(dispatch_inputs(sc, ds, costs), demand_charge_share_pu=None)
     layout = layout_of(sc)
     # existing heat rejection: every chiller, and dry coolers / towers that cool a loop directly
     loops = layout.of_kind("facility_loop")
@@ -356,12 +372,12 @@ def expansion_inputs(sc, ds: xr.Dataset, costs=None, **over):
     chillers = [m for i, m in enumerate(layout.equip.model)
                 if isinstance(m, Chiller) or (i in direct and hasattr(m, "q_max_kw") and m.kind != "facility_loop")]
     q = hourly(ds, "q_generated_kw") if "q_generated_kw" in ds else None
-    cop = 5.0
+    cop = costs.chiller.cop_pu  # data/costs.yaml (sourced) when the simulation carries no plant COP
     if "cop" in ds and "q_plant_kw" in ds:
         qp, c = hourly(ds, "q_plant_kw"), hourly(ds, "cop")
         with np.errstate(invalid="ignore", divide="ignore"):
             w = np.where(np.isfinite(c) & (c > 0), qp, 0.0)
-            cop = np.where(w.sum(1) > 0, (w * np.nan_to_num(c)).sum(1) / np.maximum(w.sum(1), 1e-9), 5.0)
+            cop = np.where(w.sum(1) > 0, (w * np.nan_to_num(c)).sum(1) / np.maximum(w.sum(1), 1e-9), cop)
             cop = np.maximum(cop, 1.0)
     feeds = layout.of_kind("utility_feed")
     grid_existing = float(sum(layout.p_max_kw[i] for i in feeds))

@@ -174,6 +174,9 @@ class DispatchInputs:
     grid_import_initial_kw: float | None = None  # for the ramp limit at the first step
     demand_charge_usd_kw_month: float = 0.0
     demand_peak_floor_kw: np.ndarray | None = None  # peak already set earlier in each step's month
+    # (n,) share of each step's month billed in this horizon (a 2-day horizon in June: 48 / 720), so a horizon
+    # shorter than its months pays their demand charge pro rata; None: each month's whole charge
+    demand_charge_share_pu: np.ndarray | None = None
     gas_price_usd_mmbtu: float | np.ndarray = 3.5
     grid_co2_kg_kwh: float = 0.2835
     emissions_cap_t_co2: float | None = None
@@ -255,6 +258,19 @@ class DispatchInputs:
         if not 0 <= g.units_online_initial <= g.n_units:
             raise InputError.one(_SRC, "turbines.units_online_initial", f"expected 0..{g.n_units}")
         self._validate_availability()
+        if self.demand_charge_share_pu is not None:
+            a = np.asarray(self.demand_charge_share_pu, float)
+            if a.shape != (n,) or not np.all((a > 0) & (a <= 1)):
+                raise InputError.one(_SRC, "demand_charge_share_pu", f"expected ({n},) shares in (0, 1], one per step")
+
+    def demand_share_of_months(self) -> np.ndarray:
+        """Share of each month of the horizon billed here (1 without `demand_charge_share_pu`)."""
+        months, midx = _months(self.time)
+        share = np.ones(len(months))
+        if self.demand_charge_share_pu is not None:
+            share[:] = 0.0
+            np.maximum.at(share, midx, np.asarray(self.demand_charge_share_pu, float))
+        return share
 
 
 # ------------------------------------------------------------------------------------------- capacities
@@ -375,7 +391,7 @@ def define_operation(lm: LinearModel, inp: DispatchInputs, caps: OperationCapaci
         lm.var("peak_grid_import_kw", len(months), floor, INF, units="kW", long_name="monthly peak grid import")
         lm.rows("demand_peak", n, [("peak_grid_import_kw", None, midx, 1.0), ("grid_import_kw", None, None, -1.0)],
                 lb=0.0, long_name="monthly peak covers grid import")
-        lm.add_cost("peak_grid_import_kw", inp.demand_charge_usd_kw_month * demand_months_weight)
+        lm.add_cost("peak_grid_import_kw", inp.demand_charge_usd_kw_month * demand_months_weight * inp.demand_share_of_months())
 
     # ---- turbines: output range and aggregated commitment
     lm.rows("turbine_output_max", n, [("turbine_p_kw", None, None, 1.0), ("turbines_online", None, None, -g.p_max_kw)],
@@ -660,7 +676,7 @@ def _costs(ds: xr.Dataset, inp: DispatchInputs) -> dict:
         np.maximum.at(peak, midx, np.asarray(inp.demand_peak_floor_kw, float))
     c = {
         "cost_energy_usd": float(np.sum(inp.arr(inp.price_usd_kwh) * grid) * dt),
-        "cost_demand_usd": float(inp.demand_charge_usd_kw_month * peak.sum()),
+        "cost_demand_usd": float(inp.demand_charge_usd_kw_month * (inp.demand_share_of_months() @ peak)),
         "cost_fuel_usd": float(np.sum(inp.arr(inp.gas_price_usd_mmbtu) * ds["fuel_mmbtu"].values)),
         "cost_turbine_vom_usd": float(g.vom_usd_kwh * ds["turbine_p_kw"].values.sum() * dt),
         "cost_start_usd": float(g.start_cost_usd * ds["turbine_startups"].values.sum()),
@@ -701,7 +717,8 @@ def _slice_inputs(inp: DispatchInputs, s: slice, **over) -> DispatchInputs:
                    curtailment_max_kw=cut(inp.curtailment_max_kw),
                    turbine_units_available=cut(inp.turbine_units_available),
                    battery_p_available_pu=cut(inp.battery_p_available_pu),
-                   battery_e_available_pu=cut(inp.battery_e_available_pu), **over)
+                   battery_e_available_pu=cut(inp.battery_e_available_pu),
+                   demand_charge_share_pu=cut(inp.demand_charge_share_pu), **over)
 
 
 def solve_dispatch_rolling(inputs: DispatchInputs, window_h: float = 168, overlap_h: float = 24,

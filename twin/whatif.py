@@ -11,9 +11,9 @@ mapping deep-merged into the base scenario (e.g. `mitigations: {gpu_power_floor_
 `optimize="dispatch"` or `"capping"` chains an optimisation after each simulation (the optimal dispatch of
 the simulated load, planned at the bus and fed back through the simulator; the power caps at the tightest
 hour) and adds its figures to the comparison, prefixed `dispatch_` / `capping_`. A case the optimiser finds
-infeasible keeps its simulated KPIs and its planner's explanation in `WhatIf.infeasible`. The dispatch
-bills each month's demand charge on the horizon's peak, so over a horizon shorter than a month the plan
-leans on turbines (the whole month's charge is weighed against a few days of energy): compare whole months.
+infeasible keeps its simulated KPIs and its planner's explanation in `WhatIf.infeasible`. Over a horizon
+shorter than a month the dispatch pays the month's demand charge pro rata (optimizers.adapters.
+demand_share_on_steps).
 """
 
 from __future__ import annotations

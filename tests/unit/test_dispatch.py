@@ -15,7 +15,7 @@ from optimizers.dispatch import (
     solve_dispatch,
     solve_dispatch_rolling,
 )
-from twin.errors import InfeasibleError
+from twin.errors import InfeasibleError, InputError
 
 pytestmark = pytest.mark.unit
 
@@ -262,3 +262,30 @@ def test_no_highs_banner_on_stdout_in_any_construction_path():
     bare = subprocess.run([sys.executable, "-c", "import highspy; highspy.Highs()"], capture_output=True, text=True,
                           timeout=60)
     assert "HiGHS" in bare.stdout
+
+
+def test_a_short_horizon_pays_its_months_demand_charge_pro_rata_by_hand():
+    # 48 h in June (720 h): 100 kW flat; grid $0.05/kWh + $5/kW-month; one 200 kW turbine at $0.06/kWh
+    # (gas priced so fuel + O&M = 0.06), no start cost. Whole month's charge on the peak: grid 240 + 500 = 740
+    # > turbine 288 -> turbine. Pro rata (48 / 720 = 1/15): grid 240 + 33.33 = 273.33 < 288 -> grid.
+    from dataclasses import replace
+
+    from optimizers.adapters import demand_share_on_steps
+
+    t = hours(48, "2025-06-10T00")
+    turb = TurbineFleet(n_units=1, p_max_kw=200.0, p_min_pu=0.0, vom_usd_kwh=0.0)
+    gas = 0.06 / turb.fuel_mmbtu_per_kwh
+    inp = DispatchInputs(time=t, dt_h=1.0, load_kw=np.full(48, 100.0), price_usd_kwh=np.full(48, 0.05),
+                         turbines=turb, battery=NO_BATTERY, demand_charge_usd_kw_month=5.0, gas_price_usd_mmbtu=gas)
+    whole = solve_dispatch(inp)
+    np.testing.assert_allclose(whole.turbine_p_kw, 100.0, atol=1e-6)
+    assert whole.attrs["cost_total_usd"] == pytest.approx(288.0)
+    share = demand_share_on_steps(t, 1.0)
+    np.testing.assert_allclose(share, 48 / 720)
+    pro = solve_dispatch(replace(inp, demand_charge_share_pu=share))
+    np.testing.assert_allclose(pro.grid_import_kw, 100.0, atol=1e-6)
+    assert pro.attrs["cost_demand_usd"] == pytest.approx(5.0 * 100.0 / 15)
+    assert pro.attrs["cost_total_usd"] == pytest.approx(240.0 + 100.0 / 3)
+    with pytest.raises(InputError) as e:
+        solve_dispatch(replace(inp, demand_charge_share_pu=np.zeros(48)))
+    assert "demand_charge_share_pu" in str(e.value)
