@@ -63,3 +63,13 @@ def test_cli_whatif_optimize_prints_the_plans_and_exits_1_when_a_case_is_infeasi
                            capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 1 and "--optimize" in wrong.stderr + wrong.stdout
     assert "expected one of dispatch, capping" in wrong.stderr + wrong.stdout
+
+
+def test_capping_chained_sees_the_curtailed_site_limit():
+    # a 90 MW curtailment of the 150 MW grid cap: the capping optimiser's site limit at the tightest hour
+    # falls by exactly 60 MW, and each case's capped load stays within its limit
+    res = whatif(scenario_from_dict(DAY), ["curtailment:90MW@12h+4h"], optimize="capping")
+    base, case, diff = _kpi(res.table, "capping_p_site_max_mw")
+    assert diff == pytest.approx(-60.0, abs=1e-6)
+    for name, limit in (("base", base), ("case", case)):
+        assert res.optimized[name].attrs["p_capped_kw"] / 1e3 <= limit + 1e-6
