@@ -778,11 +778,14 @@ def solve_dispatch_rolling(inputs: DispatchInputs, window_h: float = 168, overla
         seen = np.full(midx.max() + 1, 0.0)
         np.maximum.at(seen, midx[start:start + commit], ds["grid_import_kw"].values)
         peak_floor = np.maximum(peak_floor, seen[midx])
+        # budget used by the committed steps only (the window's attrs also count its overlap, which the
+        # next window plans again)
         if co2_left is not None:
-            used = ds.attrs["co2_onsite_t"] + (ds.attrs["co2_grid_t"] if inputs.emissions_cap_includes_grid else 0.0)
-            co2_left = max(0.0, co2_left - used)
+            used_kg = float(ds["co2_onsite_kg"].sum()) + (float(ds["co2_grid_kg"].sum())
+                                                         if inputs.emissions_cap_includes_grid else 0.0)
+            co2_left = max(0.0, co2_left - used_kg / 1000.0)
         if nox_left is not None:
-            nox_left = max(0.0, nox_left - ds.attrs["nox_t"])
+            nox_left = max(0.0, nox_left - float(ds["nox_kg"].sum()) / 1000.0)
         start += commit
     out = xr.concat(parts, dim="time", combine_attrs="drop")
     out.attrs.update(_costs(out, inputs))
