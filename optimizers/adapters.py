@@ -452,8 +452,8 @@ def load_queue(path) -> list:
 
 def capping_inputs(sc, ds: xr.Dataset, p_limit_kw: float | None = None):
     """CappingInputs at the tightest hour: the hour of the horizon where the simulated facility demand
-    exceeds the limit the most (limit = grid import cap, lowered by curtailment events, plus on-site
-    turbines and battery power unless `p_limit_kw` is given). Caps act on each job's GPU power; the node
+    exceeds the limit the most (limit = grid import cap, lowered by curtailment events, plus the on-site
+    turbines and battery power in service that hour, unless `p_limit_kw` is given). Caps act on each job's GPU power; the node
     base load, non-GPU racks and cooling are fixed load. Facility factor = facility / IT power that hour."""
     from optimizers.capping import CappingInputs, CappingJob
     from twin.schema.components import Battery as BatteryC
@@ -464,13 +464,19 @@ def capping_inputs(sc, ds: xr.Dataset, p_limit_kw: float | None = None):
     time = hourly_time(ds)
     p_fac = hourly(ds, "p_facility_kw")
     if p_limit_kw is None:
-        onsite = 0.0
-        for c in layout.site.components:
-            if isinstance(c, GasTurbine):
-                n = c.count if sc.limits.turbines_max is None else min(c.count, sc.limits.turbines_max)
-                onsite += n * c.p_unit_max_kw
-            elif isinstance(c, BatteryC):
-                onsite += c.p_max_kw
+        # on-site supply in service each hour (the scenario's outages, as the dispatch sees them)
+        gts = [c for c in layout.site.components if isinstance(c, GasTurbine)]
+        bats = [c for c in layout.site.components if isinstance(c, BatteryC)]
+        step_s = float(ds.attrs.get("step_s", 3600.0))
+        k = int(round(3600.0 / step_s)) if step_s < 3600.0 - 1e-9 else 1
+        avail = {key: _step_min(v, k, len(time)) for key, v in availability_on_steps(sc, layout, _elapsed_s(ds)).items()}
+        n_units = sum(c.count for c in gts)
+        if sc.limits.turbines_max is not None:
+            n_units = min(n_units, sc.limits.turbines_max)
+        units = np.full(len(time), float(n_units)) if avail["turbine_units_available"] is None \
+            else np.minimum(avail["turbine_units_available"], n_units)
+        bat_share = np.ones(len(time)) if avail["battery_p_available_pu"] is None else avail["battery_p_available_pu"]
+        onsite = units * (gts[0].p_unit_max_kw if gts else 0.0) + sum(c.p_max_kw for c in bats) * bat_share
         limit = grid_cap_kw(sc, layout, time) + onsite
     else:
         limit = np.full(len(time), float(p_limit_kw))

@@ -73,3 +73,14 @@ def test_capping_chained_sees_the_curtailed_site_limit():
     assert diff == pytest.approx(-60.0, abs=1e-6)
     for name, limit in (("base", base), ("case", case)):
         assert res.optimized[name].attrs["p_capped_kw"] / 1e3 <= limit + 1e-6
+
+
+def test_capping_limit_leaves_out_supply_that_is_out_of_service():
+    # no turbines allowed and the Megapacks out all day: in the curtailed hours the site limit is the
+    # 90 MW grid alone (not 90 MW + 150 MW of battery), and the capped load stays within it
+    day = dict(DAY, limits={"turbines_max": 0},
+               events=[{"kind": "outage", "component": "megapack", "start_h": 0, "hours": 24}])
+    res = whatif(scenario_from_dict(day), ["curtailment:90MW@12h+4h"], optimize="capping")
+    base, case, _ = _kpi(res.table, "capping_p_site_max_mw")
+    assert base == pytest.approx(150.0) and case == pytest.approx(90.0)
+    assert res.optimized["case"].attrs["p_capped_kw"] <= 90e3 + 1e-3
