@@ -255,6 +255,13 @@ def resolve_table(con: Console, inp: DispatchInputs, hours: int) -> None:
             _resolve(s, base)  # back to the base optimum (not timed): every change is measured from there
         t_again, ds = _resolve(s, price)
         row(f"{label}, {what}", s, t_first if i == 0 else None, t_again, base_obj, ds)
+    # a level change answered by the full LP moves the blocks' reference there: noise on top of it
+    on_peak = changes[1][1]
+    _resolve(s, on_peak)
+    level_obj = s.last_info.objective
+    for what in ("on-peak +20 % then hourly noise", "on-peak +20 % then hourly noise, again"):
+        t_again, ds = _resolve(s, on_peak * rng.uniform(0.7, 1.3, inp.n))
+        row(f"{label}, {what}", s, None, t_again, level_obj, ds)
     for n_h, relax in ((2184, True), (720, True), (168, False)):
         if n_h >= hours:
             continue

@@ -191,6 +191,7 @@ class BlockResolver:
         coupling |= cb < 0
         self.owner, self.row_block, self.coupling = cb, row_block, coupling
         self.global_rows = np.flatnonzero(is_global)
+        self._global_blocks = self._blocks_in_rows(self.global_rows)  # blocks with columns in each global row
         self.n_blocks = int(max(cb.max(), row_block.max()) + 1)
         # rows the Lagrangian pass prices instead of keeping: global rows and link rows
         self.span_rows = np.flatnonzero(is_global | link)
@@ -231,16 +232,11 @@ class BlockResolver:
         owned = np.flatnonzero(self.owner == b)
         sub_local = Ar[rows]
         cols = np.union1d(owned, np.unique(sub_local.indices))
-        # budget rows: each global row's coefficients on the columns this block owns; the block may use
-        # what it used in the reference and an equal share of the row's unused room
+        # budget rows: each global row's coefficients on the columns this block owns
         G = Ar[self.global_rows][:, owned]
         keep = np.flatnonzero(np.diff(G.indptr) > 0)
         G, gidx = G[keep], self.global_rows[keep]
-        used_b = G @ self.x_ref[owned]
-        act = Ar[gidx] @ self.x_ref
-        share = 1.0 / np.maximum(1, self._blocks_in_rows(gidx))
-        g_ub = np.where(np.isfinite(self.row_ub[gidx]), used_b + (self.row_ub[gidx] - act) * share, INF)
-        g_lb = np.where(np.isfinite(self.row_lb[gidx]), used_b - (act - self.row_lb[gidx]) * share, -INF)
+        g_lb, g_ub = self._budgets(G, gidx, owned)
         pos = np.searchsorted(cols, owned)
         G_cols = sparse.csr_array((G.data, pos[G.indices], G.indptr), shape=(len(gidx), len(cols)))
         M = sparse.vstack([sub_local[:, cols], G_cols], format="csc")
@@ -252,7 +248,40 @@ class BlockResolver:
         h = _highs_lp(cost, lb, ub, np.concatenate([self.row_lb[rows], g_lb]),
                       np.concatenate([self.row_ub[rows], g_ub]), M)
         return _Block(index=b, h=h, rows=rows, cols=cols, free=cols[~held], free_pos=np.flatnonzero(~held),
-                      owned_pos=np.flatnonzero(is_owned), cost=cost)
+                      owned_pos=np.flatnonzero(is_owned), cost=cost, budget=(G, gidx, owned))
+
+    def _budgets(self, G: sparse.csr_array, gidx: np.ndarray, owned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of a block's budget rows: what it uses of each global row in the reference and an equal
+        share of the row's unused room, so the blocks' budgets add up to the full limit."""
+        used_b = G @ self.x_ref[owned]
+        act = self.A_csr[gidx] @ self.x_ref
+        share = 1.0 / np.maximum(1, self._global_blocks[np.searchsorted(self.global_rows, gidx)])
+        g_ub = np.where(np.isfinite(self.row_ub[gidx]), used_b + (self.row_ub[gidx] - act) * share, INF)
+        g_lb = np.where(np.isfinite(self.row_lb[gidx]), used_b - (act - self.row_lb[gidx]) * share, -INF)
+        return g_lb, g_ub
+
+    def rebase(self, x_ref: np.ndarray, y_ref: np.ndarray) -> None:
+        """Move the reference to a new full optimum (after the full LP answered a change the blocks could
+        not prove) without rebuilding: new held values and budgets in the held pass, new multipliers in the
+        Lagrangian pass. The block LPs keep their bases; the next `resolve` re-solves them from there."""
+        if self._blocks is None:
+            self.reference(x_ref, y_ref)
+            return
+        self.x_ref = np.asarray(x_ref, float).copy()
+        for blk in self._blocks:
+            held = np.flatnonzero(self.coupling[blk.cols])
+            if len(held):
+                v = self.x_ref[blk.cols[held]]
+                blk.h.changeColsBounds(len(held), held.astype(np.int32), v, v)
+            G, gidx, owned = blk.budget
+            if len(gidx):
+                g_lb, g_ub = self._budgets(G, gidx, owned)
+                pos = np.arange(len(blk.rows), len(blk.rows) + len(gidx), dtype=np.int32)
+                blk.h.changeRowsBounds(len(gidx), pos, g_lb, g_ub)
+            blk.rebased = True
+        self.y_span, _ = row_terms(np.asarray(y_ref, float)[self.span_rows], self.row_lb[self.span_rows],
+                                   self.row_ub[self.span_rows])
+        self.lagr_adjust = self._lagrangian_adjust(self.y_span)
 
     def _make_lagrangian_block(self, b: int) -> _Block:
         """Block b of the Lagrangian pass: its own rows except those spanning two blocks, every column
@@ -366,7 +395,10 @@ def _run_pass(blocks: list[_Block], cost_full: np.ndarray, time_limit_s: float):
             idx = blk.owned_pos[changed]
             blk.cost[idx] = new[changed]
             blk.h.changeColsCost(len(idx), idx.astype(np.int32), blk.cost[idx])
-            blk.h.setOptionValue("simplex_strategy", 4)  # primal simplex: the basis stays primal feasible
+        # after a cost change alone the basis stays primal feasible: primal simplex; after a rebase (bounds
+        # moved too) neither side is feasible, so HiGHS chooses
+        blk.h.setOptionValue("simplex_strategy", 0 if blk.rebased else 4)
+        blk.rebased = False
         blk.h.setOptionValue("time_limit", float(blk.h.getRunTime()) + float(time_limit_s))
         blk.h.run()
         if blk.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -407,3 +439,5 @@ class _Block:
     free_pos: np.ndarray  # their positions in `cols`
     owned_pos: np.ndarray  # positions in `cols` of the columns this block owns (costed)
     cost: np.ndarray  # the block LP's current cost vector
+    budget: tuple | None = None  # held pass: (coefficients, global rows, owned columns) of its budget rows
+    rebased: bool = False  # bounds moved by `rebase`: the next re-solve lets HiGHS choose the simplex

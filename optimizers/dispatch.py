@@ -839,7 +839,8 @@ class DispatchSession:
     their proven gap to the full LP's optimum is within `rel_gap`, else the full LP is re-solved. The
     blocks' lower bound prices the NOx/CO2 caps at the first solve's duals, so a change that moves those
     prices (a tariff level change where turbines run) goes to the full LP directly
-    (`block_price_shift_max_pu`). `last_path` says which path answered.
+    (`block_price_shift_max_pu`), after which the blocks move their reference to that optimum
+    (`BlockResolver.rebase`). `last_path` says which path answered.
     """
 
     inputs: DispatchInputs
@@ -901,11 +902,17 @@ class DispatchSession:
         self.last_options = self.resolve_options()
         info = solve(self.model, self.time_limit_s, self.rel_gap, persistent=True, load_pyomo=load_pyomo,
                      options=self.last_options)
+        cost_only = self._changed == {"cost"}
         self._changed = set()
         self.last_info, self.last_path = info, "full"
         if not info.has_solution:
             raise_if_out_of_time(info, self.time_limit_s, "feasible dispatch")
             _raise_infeasible(self.inputs, self.relax, self.time_limit_s, self.rel_gap)
+        if self.blocks is not None and cost_only and info.status == "optimal":
+            # the blocks could not answer this change: move their reference here, so the next changes
+            # around these prices go by blocks again
+            self.blocks.rebase(info.x, info.row_dual)
+            self._reference_price = self.inputs.arr(self.inputs.price_usd_kwh).copy()
         if self.blocks is None and self._blocks_wanted() and info.status == "optimal":
             t0 = _time.perf_counter()
             self.blocks = BlockResolver(self.lm, month_blocks(self.lm, self.inputs.time))

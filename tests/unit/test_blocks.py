@@ -173,3 +173,24 @@ def test_blocks_refuse_a_model_whose_bounds_changed_and_the_session_rebuilds_the
     ds = s.solve()
     assert s.last_path == "blocks"
     assert float((ds.grid_import_kw - cap).max()) <= 1e-6  # the new caps hold
+
+
+def test_after_a_level_change_the_blocks_move_their_reference_and_answer_again():
+    from optimizers.dispatch import DispatchSession
+
+    inp = three_months()
+    s = DispatchSession(inp, relax=True, rel_gap=0.01, block_min_steps=0)
+    s.solve()
+    level = inp.price_usd_kwh * 1.2  # moves the NOx price: the full LP answers, the blocks rebase on it
+    s.set_prices(level)
+    s.solve()
+    assert s.last_path == "full"
+    np.testing.assert_allclose(s._reference_price, level)
+    price = level * np.random.default_rng(8).uniform(0.7, 1.3, inp.n)  # noise around the new level
+    s.set_prices(price)
+    ds = s.solve()
+    z = _full_optimum(inp, price)
+    assert s.last_path == "blocks"
+    assert z * (1 - 1e-7) <= ds.attrs["solver_objective"] <= z * (1 + s.rel_gap)
+    # and the certificate brackets the optimum
+    assert s.blocks is not None and s.last_info.mip_gap <= s.rel_gap
