@@ -40,13 +40,15 @@ Re-solves after a price change (`DispatchSession`; only the cost vector changes)
   turbine-weighted mean price change within 3 %, e.g. hourly noise): the twelve month LPs re-solved from
   their bases, once with the month-end state held (the answer and an upper bound) and once with the
   links priced at the first solve's duals (a proven lower bound). Accepted when the proven gap is within
-  `rel_gap` (5-7e-4 measured), else the full LP. Hourly noise (x U(0.7, 1.3)) on the year: 0.3-0.5 s
-  on two threads, ~3,000-5,000 pivots at ~0.1 ms, against 2.3-4 s for the full LP (the same number of
+  `rel_gap` (2-6e-4 measured), else the full LP. Hourly noise (x U(0.7, 1.3)) on the year: 0.2-0.35 s
+  on two threads, ~3,000-4,000 pivots at ~0.1 ms, against 2.3-4 s for the full LP (the same number of
   pivots at ~1 ms: the battery's state-of-charge chain keeps the year's basis factors dense). Set-up
   after the first solve: ~5 s (24 block LPs solved once).
 * The full LP from its kept basis by primal simplex (a change of costs only leaves the basis primal
   feasible; dual simplex first rebuilds its dual steepest-edge weights, ~3 s, then pivots more slowly):
-  all prices +10 %: 0.2-0.6 s; on-peak block +20 %: 1.2-1.8 s.
+  all prices +10 %: 0.5-0.57 s; on-peak block +20 %: 1.7-2.0 s. The blocks then rebase on that optimum:
+  the first noise change around the new prices takes 1.2 s by blocks (their month LPs move to the new
+  NOx price), the next ones 0.34 s.
 
 Measured and not kept (each against the figures above, same VM, one process at a time):
 dual simplex with Devex weights on the re-solve (8.7 s); primal with Dantzig (4.1 s; 16.6 s on the
