@@ -66,6 +66,8 @@ class BlockSolution:
     solve_s: float  # wall time of the block solves
     total_s: float  # including cost push, joining and the certificate
     iterations: int
+    y_span: np.ndarray | None = None  # the Lagrangian pass's multipliers of the link and global rows
+    global_price: str = "reference"
 
     @property
     def gap(self) -> float:
@@ -308,12 +310,15 @@ class BlockResolver:
         return -(self.A_csc.T @ _scatter(len(self.row_lb), self.span_rows, y_span))
 
     # ---- re-solve
-    def resolve(self, time_limit_s: float = 60.0) -> BlockSolution | None:
+    def resolve(self, time_limit_s: float = 60.0, global_price: str = "reference") -> BlockSolution | None:
         """Push the model's current costs to every block, re-solve them from their bases and certify the
         joined solution: the held pass gives the solution and the upper bound, the Lagrangian pass (the
-        spanning and global rows priced at the reference duals) the lower bound. Each pass runs its
-        blocks on `threads` threads (HiGHS releases the GIL). None if a block did not solve to
-        optimality or the joined solution is off (`last_failure` says which): the caller then
+        link rows priced at the reference duals) the lower bound. The global rows are priced in the
+        Lagrangian pass at the reference duals (`global_price="reference"`: right when the change leaves
+        their price, e.g. the NOx price, where it was) or at the median of the held pass's budget duals
+        over the months (`"held"`: a change that moves that price, such as a tariff level change). Each
+        pass runs its blocks on `threads` threads (HiGHS releases the GIL). None if a block did not solve
+        to optimality or the joined solution is off (`last_failure` says which): the caller then
         re-solves in full. The caller compares `gap` with its tolerance."""
         if self._blocks is None:
             raise RuntimeError("BlockResolver.resolve before reference()")
@@ -323,8 +328,12 @@ class BlockResolver:
             self.last_failure = "the model's bounds changed since reference(): the blocks hold the old ones"
             return None
         failed, held = self._run(self._blocks, lm.cost, time_limit_s)
+        y_span, adjust = self.y_span, self.lagr_adjust
+        if not failed and global_price == "held" and len(self.global_rows):
+            y_span = self._y_span_held(held)
+            adjust = self._lagrangian_adjust(y_span)
         if not failed:
-            failed, lagr = self._run(self._lagr, lm.cost + self.lagr_adjust, time_limit_s)
+            failed, lagr = self._run(self._lagr, lm.cost + adjust, time_limit_s)
         if failed:
             self.last_failure = failed
             return None
@@ -335,15 +344,37 @@ class BlockResolver:
             x[blk.free] = col_value[blk.free_pos]
             y[blk.rows] = row_dual[:len(blk.rows)]
         # the global rows' duals: the multipliers of the bound (the held pass prices them month by month)
-        y[self.global_rows] = _scatter(len(self.row_lb), self.span_rows, self.y_span)[self.global_rows]
+        y[self.global_rows] = _scatter(len(self.row_lb), self.span_rows, y_span)[self.global_rows]
         activity = self.A_csr @ x
         if not self._feasible(x, activity):
             return None
         upper = float(lm.cost @ x + lm.cost_offset)
-        lower = self._lower_bound([obj for *_, obj in lagr], self.y_span)
+        lower = self._lower_bound([obj for *_, obj in lagr], y_span)
         iters = sum(int(blk.h.getInfo().simplex_iteration_count) for blk in self._blocks + self._lagr)
         return BlockSolution(x=x, row_dual=y, row_activity=activity, upper_usd=upper, lower_usd=lower,
-                             solve_s=t_solve, total_s=time.perf_counter() - t0, iterations=iters)
+                             solve_s=t_solve, total_s=time.perf_counter() - t0, iterations=iters,
+                             y_span=y_span, global_price=global_price)
+
+    def rebase_on(self, sol: BlockSolution) -> None:
+        """Rebase on an accepted block answer: its joined solution holds the boundaries and splits the
+        budgets, its Lagrangian multipliers price the links and caps (a proven answer is as good a
+        reference as a full optimum for the next change around these prices)."""
+        self.rebase(sol.x, _scatter(len(self.row_lb), self.span_rows, sol.y_span))
+
+    def _y_span_held(self, held: list) -> np.ndarray:
+        """Reference multipliers with each global row's replaced by the median over the months of its
+        budget row's dual in the held pass (each month's price of the cap; the median passes over the
+        months a held boundary or budget pins at an outlying price)."""
+        y_full = _scatter(len(self.row_lb), self.span_rows, self.y_span)
+        per_row: dict[int, list[float]] = {}
+        for blk, _x, row_dual, _obj in held:
+            gidx = blk.budget[1]
+            for g, v in zip(gidx.tolist(), row_dual[len(blk.rows):].tolist(), strict=True):
+                per_row.setdefault(g, []).append(v)
+        for g, vals in per_row.items():
+            y_full[g] = float(np.median(vals))
+        y, _ = row_terms(y_full[self.span_rows], self.row_lb[self.span_rows], self.row_ub[self.span_rows])
+        return y
 
     def _bounds_unchanged(self) -> bool:
         row_lb, row_ub = self.lm.row_bounds()

@@ -892,8 +892,9 @@ class DispatchSession:
         return {"simplex_strategy": 1}
 
     def solve(self, load_pyomo: bool = False) -> xr.Dataset:
-        if self._blocks_apply():
-            info = self._solve_by_blocks()
+        mode = self._block_mode()
+        if mode is not None:
+            info = self._solve_by_blocks(mode)
             if info is not None:
                 self._changed = set()
                 self.last_info, self.last_path = info, "blocks"
@@ -927,28 +928,35 @@ class DispatchSession:
         n_months = len(np.unique(np.asarray(self.inputs.time).astype("datetime64[M]")))
         return self.block_resolve and self.relax and n_months >= 2 and self.inputs.n >= self.block_min_steps
 
-    def _blocks_apply(self) -> bool:
-        """Blocks are set up, only prices changed since, and the change leaves the NOx/CO2 caps' prices
-        where they were: the turbine-output-weighted mean relative change of the grid price (the hours
-        that set those prices) is within `block_price_shift_max_pu` of the reference prices."""
+    def _block_mode(self) -> str | None:
+        """None when the blocks cannot answer (not set up, or more than prices changed); else how their
+        bound prices the NOx/CO2 caps: at the reference duals ("reference") when the change leaves those
+        prices where they were, i.e. the turbine-output-weighted mean relative change of the grid price
+        (the hours that set them) is within `block_price_shift_max_pu`; else at the held months' budget
+        duals ("held")."""
         if self.blocks is None or self._changed != {"cost"}:
-            return False
+            return None
         if len(self.blocks.global_rows) == 0:
-            return True
+            return "reference"
         w = self.blocks.x_ref[self.lm.vars["turbine_p_kw"].cols]
         if w.sum() <= 0:
-            return True
+            return "reference"
         ref = self._reference_price
         rel = (self.inputs.arr(self.inputs.price_usd_kwh) - ref) / np.where(ref != 0, ref, 1.0)
-        return abs(float(w @ rel) / float(w.sum())) <= self.block_price_shift_max_pu
+        shift = abs(float(w @ rel) / float(w.sum()))
+        return "reference" if shift <= self.block_price_shift_max_pu else "held"
 
-    def _solve_by_blocks(self) -> SolveInfo | None:
+    def _solve_by_blocks(self, mode: str) -> SolveInfo | None:
         t0 = _time.perf_counter()
-        sol = self.blocks.resolve(self.time_limit_s)
+        sol = self.blocks.resolve(self.time_limit_s, global_price=mode)
         if sol is None or sol.gap > self.rel_gap:
             return None
+        if mode == "held":  # the caps' prices moved: the next changes are measured from here
+            self.blocks.rebase_on(sol)
+            self._reference_price = self.inputs.arr(self.inputs.price_usd_kwh).copy()
         lm = self.lm
-        return SolveInfo(status="optimal", termination=f"month blocks, proven gap {sol.gap:.1e}",
+        how = "NOx price from the held months" if mode == "held" else "NOx price of the reference"
+        return SolveInfo(status="optimal", termination=f"month blocks ({how}), proven gap {sol.gap:.1e}",
                          objective=sol.upper_usd, is_mip=False, mip_gap=sol.gap, build_s=lm.build_s,
                          handover_s=0.0, solve_s=sol.solve_s, extract_s=_time.perf_counter() - t0 - sol.solve_s,
                          n_rows=lm.n_rows, n_cols=lm.n_cols, n_integer=0, backend="matrix, month blocks",
