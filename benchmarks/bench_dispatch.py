@@ -216,7 +216,10 @@ def resolve_table(con: Console, inp: DispatchInputs, hours: int) -> None:
     optimum (the session is re-solved back to the base prices in between, untimed): all prices +10 %,
     the on-peak block +20 %, and hourly noise (x U(0.7, 1.3) per hour, the change that moves the dispatch
     in most hours), twice. Shorter LP horizons and the week MILP get the hourly noise. Each re-solve is
-    answered by month blocks with a proven gap (optimizers/blocks.py) or by the full LP from its basis."""
+    answered by month blocks with a proven gap (optimizers/blocks.py) or by the full LP from its basis.
+    Before each timed change the session settles: after a full-LP answer it re-solves its blocks at those
+    prices in the background, which an interactive user's pause covers; a change that comes sooner waits
+    for it."""
     rng = np.random.default_rng(7)
     tab = Table(title="Persistent re-solve after a price change (DispatchSession, rel_gap 1e-3; target <= 0.5 s)")
     for c in ("case", "rows x cols", "first solve", "re-solve", "path", "iterations", "proven gap",
@@ -253,11 +256,13 @@ def resolve_table(con: Console, inp: DispatchInputs, hours: int) -> None:
     for i, (what, price) in enumerate(changes):
         if i:
             _resolve(s, base)  # back to the base optimum (not timed): every change is measured from there
+            s.settle()  # and let the session settle, as between a user's what-ifs (see DispatchSession.settle)
         t_again, ds = _resolve(s, price)
         row(f"{label}, {what}", s, t_first if i == 0 else None, t_again, base_obj, ds)
     # a level change answered by the full LP moves the blocks' reference there: noise on top of it
     on_peak = changes[1][1]
     _resolve(s, on_peak)
+    s.settle()
     level_obj = s.last_info.objective
     for what in ("on-peak +20 % then hourly noise", "on-peak +20 % then hourly noise, again"):
         t_again, ds = _resolve(s, on_peak * rng.uniform(0.7, 1.3, inp.n))

@@ -356,10 +356,11 @@ class BlockResolver:
                              y_span=y_span, global_price=global_price)
 
     def rebase_on(self, sol: BlockSolution) -> None:
-        """Rebase on an accepted block answer: its joined solution holds the boundaries and splits the
-        budgets, its Lagrangian multipliers price the links and caps (a proven answer is as good a
-        reference as a full optimum for the next change around these prices)."""
-        self.rebase(sol.x, _scatter(len(self.row_lb), self.span_rows, sol.y_span))
+        """Rebase on an accepted block answer: its Lagrangian multipliers price the links and caps from now
+        on. The held pass keeps its boundaries and budgets (a block answer holds the same boundaries, and
+        its budgets still add up to the caps), so its bases stay primal feasible."""
+        self.y_span = np.asarray(sol.y_span, float).copy()
+        self.lagr_adjust = self._lagrangian_adjust(self.y_span)
 
     def _y_span_held(self, held: list) -> np.ndarray:
         """Reference multipliers with each global row's replaced by the median over the months of its

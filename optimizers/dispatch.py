@@ -77,6 +77,7 @@ pricing, row-wise pricing and no scaling on the block LPs (all slower than prima
 from __future__ import annotations
 
 import time as _time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -96,6 +97,7 @@ from optimizers.common import (
 from twin.errors import InputError
 
 KJ_PER_MMBTU = 1_055_055.85
+_SETTLE_POOL = ThreadPoolExecutor(1, thread_name_prefix="dispatch-blocks-settle")
 # Cost of a stop forced by an outage, USD: a token, so the optimiser never starts a unit just to trip it (with
 # free starts it could, and the starts would carry into the next window's minimum up time); not in cost_*_usd
 FORCED_STOP_TOKEN_USD = 1e-3
@@ -860,6 +862,7 @@ class DispatchSession:
     blocks: BlockResolver | None = field(init=False, default=None)
     blocks_setup_s: float = field(init=False, default=0.0)
     _reference_price: np.ndarray | None = field(init=False, default=None)
+    _settling: Future | None = field(init=False, default=None)  # blocks re-solving at the last prices
 
     def __post_init__(self):
         self.model = build_dispatch(self.inputs, relax=self.relax)
@@ -891,7 +894,18 @@ class DispatchSession:
             return {"simplex_strategy": 4}
         return {"simplex_strategy": 1}
 
+    def settle(self) -> None:
+        """Wait until the blocks have finished re-solving at the last answered prices (started in the
+        background after the full LP answered a change, so that the next change starts them from there)."""
+        if self._settling is not None:
+            try:
+                self._settling.result()
+            except Exception:  # noqa: BLE001 - a failed warm-up only costs speed: set the blocks up anew
+                self.blocks = None
+            self._settling = None
+
     def solve(self, load_pyomo: bool = False) -> xr.Dataset:
+        self.settle()
         mode = self._block_mode()
         if mode is not None:
             info = self._solve_by_blocks(mode)
@@ -916,6 +930,9 @@ class DispatchSession:
             # around these prices go by blocks again
             self.blocks.rebase(info.x, info.row_dual)
             self._reference_price = self.inputs.arr(self.inputs.price_usd_kwh).copy()
+            # their bases are still at the last prices they answered: move them here in the background
+            # (the next solve waits for it if it comes first)
+            self._settling = _SETTLE_POOL.submit(self.blocks.resolve, self.time_limit_s)
         if self.blocks is None and self._blocks_wanted() and info.status == "optimal":
             t0 = _time.perf_counter()
             self.blocks = BlockResolver(self.lm, month_blocks(self.lm, self.inputs.time))

@@ -191,6 +191,9 @@ def test_after_a_level_change_the_blocks_move_their_reference_and_answer_again()
     s.set_prices(level)
     s.solve()
     assert s.last_path == "full"
+    assert s._settling is not None  # the blocks re-solve at the new prices in the background
+    s.settle()
+    assert s._settling is None and s.blocks is not None
     s.rel_gap = 0.01
     np.testing.assert_allclose(s._reference_price, level)
     price = level * np.random.default_rng(8).uniform(0.7, 1.3, inp.n)  # noise around the new level
