@@ -263,12 +263,9 @@ class BlockResolver:
         return g_lb, g_ub
 
     def rebase(self, x_ref: np.ndarray, y_ref: np.ndarray) -> None:
-        """Move the reference to a new full optimum (after the full LP answered a change the blocks could
-        not prove) without rebuilding: new held values and budgets in the held pass, new multipliers in the
-        Lagrangian pass. The block LPs keep their bases; the next `resolve` re-solves them from there."""
-        if self._blocks is None:
-            self.reference(x_ref, y_ref)
-            return
+        """Move the reference to another full optimum without rebuilding: its boundary values and budget
+        split in the held pass, its duals as the Lagrangian pass's multipliers (3 ms). The block LPs keep
+        their bases; the next `resolve` re-solves them from there."""
         self.x_ref = np.asarray(x_ref, float).copy()
         for blk in self._blocks:
             held = np.flatnonzero(self.coupling[blk.cols])
@@ -354,13 +351,6 @@ class BlockResolver:
         return BlockSolution(x=x, row_dual=y, row_activity=activity, upper_usd=upper, lower_usd=lower,
                              solve_s=t_solve, total_s=time.perf_counter() - t0, iterations=iters,
                              y_span=y_span, global_price=global_price)
-
-    def rebase_on(self, sol: BlockSolution) -> None:
-        """Rebase on an accepted block answer: its Lagrangian multipliers price the links and caps from now
-        on. The held pass keeps its boundaries and budgets (a block answer holds the same boundaries, and
-        its budgets still add up to the caps), so its bases stay primal feasible."""
-        self.y_span = np.asarray(sol.y_span, float).copy()
-        self.lagr_adjust = self._lagrangian_adjust(self.y_span)
 
     def _y_span_held(self, held: list) -> np.ndarray:
         """Reference multipliers with each global row's replaced by the median over the months of its

@@ -155,7 +155,7 @@ def test_dispatch_session_answers_a_price_change_by_blocks_within_its_gap():
     z = _full_optimum(inp, level)
     assert s.last_path == "blocks" and "held months" in ds.attrs["solver_termination"]
     assert z * (1 - 1e-7) <= ds.attrs["solver_objective"] <= z * (1 + s.rel_gap)
-    np.testing.assert_allclose(s._reference_price, level)  # later changes are measured from here
+    assert len(s._references) == 1  # a block answer adds no reference: the first solve's stays
     assert base.attrs["solver_objective"] == pytest.approx(_full_optimum(inp, inp.price_usd_kwh), rel=1e-7)
 
 
@@ -180,7 +180,7 @@ def test_blocks_refuse_a_model_whose_bounds_changed_and_the_session_rebuilds_the
     assert float((ds.grid_import_kw - cap).max()) <= 1e-6  # the new caps hold
 
 
-def test_after_a_level_change_the_blocks_move_their_reference_and_answer_again():
+def test_after_a_full_answer_its_optimum_becomes_a_reference_and_blocks_answer_around_it():
     from optimizers.dispatch import DispatchSession
 
     inp = three_months()
@@ -195,7 +195,8 @@ def test_after_a_level_change_the_blocks_move_their_reference_and_answer_again()
     s.settle()
     assert s._settling is None and s.blocks is not None
     s.rel_gap = 0.01
-    np.testing.assert_allclose(s._reference_price, level)
+    assert len(s._references) == 2 and s._reference_in_use == 1  # the level's optimum is a reference now
+    np.testing.assert_allclose(s._references[1][0], level)
     price = level * np.random.default_rng(8).uniform(0.7, 1.3, inp.n)  # noise around the new level
     s.set_prices(price)
     ds = s.solve()
