@@ -27,10 +27,11 @@ How:
   is at most the full LP's optimum (weak duality of the Lagrangian relaxation); with the reference prices
   it equals it. `gap = (upper - lower) / |upper|` is therefore a proof, not an estimate. It stays small
   while the change leaves the link rows' and global rows' prices (state-of-charge value at midnight on
-  a month's last day, the NOx price) near the reference's: hourly price noise does, a tariff level
-  change in the hours the turbines run moves the NOx price and is left to the full LP by the caller.
+  a month's last day, the NOx price) near the reference's: hourly price noise does. A tariff level change
+  in the hours the turbines run moves the NOx price: `global_price="held"` then prices the global rows at
+  the median over the months of the held pass's budget duals.
 * If the certified gap is within the caller's `rel_gap`, the joined solution is the answer; otherwise the
-  caller re-solves the full LP. The reference stays the first optimum until `reference()` is called again.
+  caller re-solves the full LP, and may `rebase` the blocks on that optimum (3 ms, bases kept).
 
 The block LPs are persistent HiGHS instances: a re-solve pushes the changed costs and starts from each
 block's last basis (primal simplex: a cost change leaves it primal feasible).

@@ -36,20 +36,24 @@ colossus-1's planning year (`scenarios/colossus-1-year-permit.yaml`, simulated):
 columns; the synthetic `colossus_like(8760)`: 122,642 x 96,372. The first solve is 25-30 s (dual simplex).
 Re-solves after a price change (`DispatchSession`; only the cost vector changes) take one of two paths:
 
-* Month blocks (optimizers/blocks.py), for a change that leaves the NOx price where it was (the
-  turbine-weighted mean price change within 3 %, e.g. hourly noise): the twelve month LPs re-solved from
-  their bases, once with the month-end state held (the answer and an upper bound) and once with the
-  links priced at the first solve's duals (a proven lower bound). Accepted when the proven gap is within
-  `rel_gap` (2-6e-4 measured), else the full LP. Hourly noise (x U(0.7, 1.3)) on the year: 0.2-0.35 s
-  on two threads, ~3,000-4,000 pivots at ~0.1 ms, against 2.3-4 s for the full LP (the same number of
-  pivots at ~1 ms: the battery's state-of-charge chain keeps the year's basis factors dense). Set-up
-  after the first solve: ~5 s (24 block LPs solved once).
+* Month blocks (optimizers/blocks.py): the twelve month LPs re-solved from their bases, once with the
+  month-end state held at a kept full optimum (the answer and an upper bound) and once with the links
+  and the NOx cap priced (a proven lower bound): at that optimum's duals when the turbine-weighted mean
+  price change from it is within 3 % (e.g. hourly noise), else at the median of the held months' NOx
+  budget duals (a tariff level change moves the NOx price). Accepted when the proven gap is within
+  `rel_gap` (2-6e-4 measured), else the full LP answers and its optimum is kept as a further reference.
+  ~3,000-5,000 pivots at ~0.1 ms on two threads, where the full LP needs about as many at ~1 ms (the
+  battery's state-of-charge chain keeps the year's basis factors dense). Set-up after the first solve:
+  ~5 s (24 block LPs solved once).
 * The full LP from its kept basis by primal simplex (a change of costs only leaves the basis primal
-  feasible; dual simplex first rebuilds its dual steepest-edge weights, ~3 s, then pivots more slowly):
-  all prices +10 %: 0.5-0.57 s; on-peak block +20 %: 1.7-2.0 s. These changes move the NOx price, so
-  the blocks' bound prices NOx at the median of the held months' budget duals instead: on colossus-1's
-  year that proves +10 % in 0.12 s and on-peak +20 % in 0.3 s (gaps 3.5e-4, 5.4e-4); on the synthetic
-  year the median misses the NOx price of +10 % and the full LP answers (0.85 s with the failed try).
+  feasible; dual simplex first rebuilds its dual steepest-edge weights, ~3 s, then pivots more slowly).
+
+Measured (bench, machine otherwise idle), colossus-1's year: all prices +10 % 0.12 s, on-peak +20 %
+0.31 s, hourly noise 0.26-0.27 s, hourly noise on top of on-peak +20 % 0.31-0.35 s, all by blocks
+(the full LP: 0.5, 1.7-2.0, 2.3-4 s). The synthetic year (ramp limit, curtailment, a tighter NOx cap):
+on-peak +20 % 0.32 s and hourly noise 0.36-0.39 s by blocks; +10 % 0.87 s (the held months' median
+misses the NOx price; the full LP answers); hourly noise on top of on-peak +20 % 5-9 s (the blocks'
+proof falls just short, 1.2e-3, and the full LP starts from the base optimum's basis).
 
 Measured and not kept (each against the figures above, same VM, one process at a time):
 dual simplex with Devex weights on the re-solve (8.7 s); primal with Dantzig (4.1 s; 16.6 s on the
