@@ -276,9 +276,10 @@ def resolve_table(con: Console, inp: DispatchInputs, hours: int) -> None:
         t_again, ds = _resolve(s, case.price_usd_kwh * rng.uniform(0.7, 1.3, case.n))
         row(f"{n_h} h {'LP' if relax else 'MILP'} (colossus_like), hourly noise +-30 %", s, t_first, t_again, prev, ds)
     con.print(tab)
-    con.print("Month blocks answer when their proven gap is within rel_gap; a change that moves the NOx price "
-              "(a price level change in the hours the turbines run) goes to the full LP, re-solved from its "
-              "basis by primal simplex. See the module docs of optimizers/dispatch.py and optimizers/blocks.py.")
+    con.print("Month blocks answer when their proven gap is within rel_gap (the NOx cap priced at the nearest kept "
+              "optimum's dual, or, after a price level change, at the held months' median budget dual); else the full "
+              "LP, re-solved from its basis by primal simplex, answers and its optimum is kept. See the module docs of "
+              "optimizers/dispatch.py and optimizers/blocks.py.")
 
 
 if __name__ == "__main__":
