@@ -67,8 +67,6 @@ class BlockSolution:
     solve_s: float  # wall time of the block solves
     total_s: float  # including cost push, joining and the certificate
     iterations: int
-    y_span: np.ndarray | None = None  # the Lagrangian pass's multipliers of the link and global rows
-    global_price: str = "reference"
 
     @property
     def gap(self) -> float:
@@ -350,8 +348,7 @@ class BlockResolver:
         lower = self._lower_bound([obj for *_, obj in lagr], y_span)
         iters = sum(int(blk.h.getInfo().simplex_iteration_count) for blk in self._blocks + self._lagr)
         return BlockSolution(x=x, row_dual=y, row_activity=activity, upper_usd=upper, lower_usd=lower,
-                             solve_s=t_solve, total_s=time.perf_counter() - t0, iterations=iters,
-                             y_span=y_span, global_price=global_price)
+                             solve_s=t_solve, total_s=time.perf_counter() - t0, iterations=iters)
 
     def _y_span_held(self, held: list) -> np.ndarray:
         """Reference multipliers with each global row's replaced by the median over the months of its
