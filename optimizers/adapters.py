@@ -151,6 +151,18 @@ def _step_min(x: np.ndarray | None, k: int, n: int) -> np.ndarray | None:
     return np.asarray(x)[: n * k].reshape(n, k).min(axis=1)
 
 
+def _steps_per_hour(ds: xr.Dataset) -> int:
+    step_s = float(ds.attrs.get("step_s", 3600.0))
+    return int(round(3600.0 / step_s)) if step_s < 3600.0 - 1e-9 else 1
+
+
+def hourly_availability(sc, layout, ds: xr.Dataset, n_hours: int) -> dict:
+    """`availability_on_steps` of the scenario's outages on the run's hours: the least in service within
+    each hour (None where nothing is out)."""
+    k = _steps_per_hour(ds)
+    return {key: _step_min(v, k, n_hours) for key, v in availability_on_steps(sc, layout, _elapsed_s(ds)).items()}
+
+
 def _elapsed_s(ds: xr.Dataset) -> np.ndarray:
     if "elapsed_s" in ds:
         return np.asarray(ds["elapsed_s"].values, float)
@@ -204,10 +216,8 @@ def dispatch_inputs(sc, ds: xr.Dataset, costs=None, **over):
     else:
         battery = Battery(p_max_kw=0.0, e_max_kwh=0.0, soc_initial_pu=0.0)
     ramp = sc.limits.grid_ramp_max_kw_min
-    # availability from the scenario's outages, hourly: the least in service within each hour
-    step_s = float(ds.attrs.get("step_s", 3600.0))
-    k = int(round(3600.0 / step_s)) if step_s < 3600.0 - 1e-9 else 1
-    avail = {key: _step_min(v, k, len(time)) for key, v in availability_on_steps(sc, layout, _elapsed_s(ds)).items()}
+    avail = hourly_availability(sc, layout, ds, len(time))
+    k = _steps_per_hour(ds)
     if avail["turbine_units_available"] is not None:
         avail["turbine_units_available"] = np.minimum(avail["turbine_units_available"], fleet.n_units)
     cap = grid_cap_kw(sc, layout, time)
@@ -467,9 +477,7 @@ def capping_inputs(sc, ds: xr.Dataset, p_limit_kw: float | None = None):
         # on-site supply in service each hour (the scenario's outages, as the dispatch sees them)
         gts = [c for c in layout.site.components if isinstance(c, GasTurbine)]
         bats = [c for c in layout.site.components if isinstance(c, BatteryC)]
-        step_s = float(ds.attrs.get("step_s", 3600.0))
-        k = int(round(3600.0 / step_s)) if step_s < 3600.0 - 1e-9 else 1
-        avail = {key: _step_min(v, k, len(time)) for key, v in availability_on_steps(sc, layout, _elapsed_s(ds)).items()}
+        avail = hourly_availability(sc, layout, ds, len(time))
         n_units = sum(c.count for c in gts)
         if sc.limits.turbines_max is not None:
             n_units = min(n_units, sc.limits.turbines_max)

@@ -47,7 +47,7 @@ import highspy
 import numpy as np
 from scipy import sparse
 
-from optimizers.common import LinearModel, new_highs
+from optimizers.common import LinearModel, highs_from_arrays
 
 INF = highspy.kHighsInf
 _BIG = np.iinfo(np.int64).max // 4
@@ -216,11 +216,7 @@ class BlockResolver:
         for blk in self._blocks:
             blk.h.setOptionValue("time_limit", float(time_limit_s))
             blk.h.run()
-        # multipliers of the wrong sign for an infinite side are dropped here, so the block costs and the
-        # rows' terms of the bound use the same multipliers
-        self.y_span, _ = row_terms(np.asarray(y_ref, float)[self.span_rows], self.row_lb[self.span_rows],
-                                   self.row_ub[self.span_rows])
-        self.lagr_adjust = self._lagrangian_adjust(self.y_span)
+        self._price_spans(y_ref)
         self._lagr = [self._make_lagrangian_block(b) for b in range(self.n_blocks)]
         for blk in self._lagr:
             blk.h.setOptionValue("time_limit", float(time_limit_s))
@@ -246,8 +242,8 @@ class BlockResolver:
         lb[held] = ub[held] = self.x_ref[cols[held]]
         is_owned = self.owner[cols] == b
         cost = np.where(is_owned, self.lm.cost[cols], 0.0)
-        h = _highs_lp(cost, lb, ub, np.concatenate([self.row_lb[rows], g_lb]),
-                      np.concatenate([self.row_ub[rows], g_ub]), M)
+        h = highs_from_arrays(cost, lb, ub, np.concatenate([self.row_lb[rows], g_lb]),
+                              np.concatenate([self.row_ub[rows], g_ub]), M)
         return _Block(index=b, h=h, rows=rows, cols=cols, free=cols[~held], free_pos=np.flatnonzero(~held),
                       owned_pos=np.flatnonzero(is_owned), cost=cost, budget=(G, gidx, owned))
 
@@ -277,9 +273,18 @@ class BlockResolver:
                 pos = np.arange(len(blk.rows), len(blk.rows) + len(gidx), dtype=np.int32)
                 blk.h.changeRowsBounds(len(gidx), pos, g_lb, g_ub)
             blk.rebased = True
-        self.y_span, _ = row_terms(np.asarray(y_ref, float)[self.span_rows], self.row_lb[self.span_rows],
-                                   self.row_ub[self.span_rows])
+        self._price_spans(y_ref)
+
+    def _price_spans(self, y_full: np.ndarray) -> None:
+        """The Lagrangian pass's multipliers: the link and global rows' entries of `y_full`."""
+        self.y_span = self._span_multipliers(np.asarray(y_full, float))
         self.lagr_adjust = self._lagrangian_adjust(self.y_span)
+
+    def _span_multipliers(self, y_full: np.ndarray) -> np.ndarray:
+        """The link and global rows' entries of a full dual vector, with those of the wrong sign for an
+        infinite side dropped, so the block costs and the rows' terms of the bound use the same ones."""
+        y, _ = row_terms(y_full[self.span_rows], self.row_lb[self.span_rows], self.row_ub[self.span_rows])
+        return y
 
     def _make_lagrangian_block(self, b: int) -> _Block:
         """Block b of the Lagrangian pass: its own rows except those spanning two blocks, every column
@@ -291,7 +296,7 @@ class BlockResolver:
         cols = np.flatnonzero(self.owner == b)
         M = sparse.csc_array(self.A_csr[rows][:, cols])
         cost = self.lm.cost[cols] + self.lagr_adjust[cols]
-        h = _highs_lp(cost, self.col_lb[cols], self.col_ub[cols], self.row_lb[rows], self.row_ub[rows], M)
+        h = highs_from_arrays(cost, self.col_lb[cols], self.col_ub[cols], self.row_lb[rows], self.row_ub[rows], M)
         all_pos = np.arange(len(cols))
         return _Block(index=b, h=h, rows=rows, cols=cols, free=cols, free_pos=all_pos, owned_pos=all_pos, cost=cost)
 
@@ -362,8 +367,7 @@ class BlockResolver:
                 per_row.setdefault(g, []).append(v)
         for g, vals in per_row.items():
             y_full[g] = float(np.median(vals))
-        y, _ = row_terms(y_full[self.span_rows], self.row_lb[self.span_rows], self.row_ub[self.span_rows])
-        return y
+        return self._span_multipliers(y_full)
 
     def _bounds_unchanged(self) -> bool:
         row_lb, row_ub = self.lm.row_bounds()
@@ -433,20 +437,6 @@ def _scatter(n: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.zeros(n)
     out[idx] = values
     return out
-
-
-def _highs_lp(cost, lb, ub, row_lb, row_ub, M: sparse.csc_array) -> highspy.Highs:
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = len(cost), M.shape[0]
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lb, ub
-    lp.row_lower_, lp.row_upper_ = row_lb, row_ub
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = M.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = M.indices.astype(np.int32)
-    lp.a_matrix_.value_ = M.data
-    h = new_highs()
-    h.passModel(lp)
-    return h
 
 
 @dataclass

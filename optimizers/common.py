@@ -388,29 +388,37 @@ class SolveInfo:
         return {prefix + k: (int(v) if isinstance(v, bool) else v) for k in keys for v in [getattr(self, k)]}
 
 
+def highs_from_arrays(cost, col_lb, col_ub, row_lb, row_ub, A: sparse.csc_array, integer=None,
+                      offset: float = 0.0) -> highspy.Highs:
+    """A silent `highspy.Highs` holding `min cost'x + offset, row_lb <= A x <= row_ub, col_lb <= x <= col_ub`
+    (columns flagged in `integer` integral), handed over as arrays."""
+    A = sparse.csc_array(A)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(cost), A.shape[0]
+    lp.col_cost_ = cost
+    lp.offset_ = offset
+    lp.col_lower_, lp.col_upper_ = col_lb, col_ub
+    lp.row_lower_, lp.row_upper_ = row_lb, row_ub
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data
+    if integer is not None and np.any(integer):
+        lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                           for i in integer]
+    h = new_highs()
+    h.passModel(lp)
+    return h
+
+
 class HighsHandle:
     """A highspy instance holding one `LinearModel`; kept for fast re-solves (cost changes are pushed by
     `LinearModel.set_cost`, row bound changes by `LinearModel.set_row_bounds`)."""
 
     def __init__(self, lm: LinearModel):
-        h = new_highs()
-        A = lm.matrix()
         row_lb, row_ub = lm.row_bounds()
         col_lb, col_ub, integ = lm.col_bounds()
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = lm.n_cols, lm.n_rows
-        lp.col_cost_ = lm.cost
-        lp.offset_ = lm.cost_offset
-        lp.col_lower_, lp.col_upper_ = col_lb, col_ub
-        lp.row_lower_, lp.row_upper_ = row_lb, row_ub
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = A.indices.astype(np.int32)
-        lp.a_matrix_.value_ = A.data
-        if integ.any():
-            lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-                               for i in integ]
-        h.passModel(lp)
+        h = highs_from_arrays(lm.cost, col_lb, col_ub, row_lb, row_ub, lm.matrix(), integ, lm.cost_offset)
         self.h, self.lm = h, lm
         self.integer_cols = np.flatnonzero(integ).astype(np.int32)
         self.n_rows, self.n_cols = lm.n_rows, lm.n_cols
