@@ -107,13 +107,19 @@ def test_peak_shortfall_met_by_cheapest_option_by_hand():
     assert ds.attrs["solver_objective"] == pytest.approx(ops + capex, rel=1e-9)
 
 
-def test_chiller_capacity_and_electricity_by_hand():
-    # Grid-only site with a chiller: capacity = peak cooling x (1 + margin); its electricity q / COP
-    # joins the load and is bought at the energy price.
+def _cooled_day():
+    """A grid-only day: 50 kW flat at $0.05/kWh, no demand charge, 300 kW of heat (400 kW at 15:00)."""
     q = np.full(24, 300.0)
     q[15] = 400.0
     op = _day(load_kw=np.full(24, 50.0), grid_import_max_kw=1e6, demand_charge_usd_kw_month=0.0,
               price_usd_kwh=np.full(24, 0.05))
+    return q, op
+
+
+def test_chiller_capacity_and_electricity_by_hand():
+    # Grid-only site with a chiller: capacity = peak cooling x (1 + margin); its electricity q / COP
+    # joins the load and is bought at the energy price.
+    q, op = _cooled_day()
     inp = ExpansionInputs(operation=op, cooling_load_kw_thermal=q, chiller_cop=4.0, chiller_margin_pu=0.25,
                           chiller_capex_usd_kw_thermal=200.0, chiller_fom_usd_kw_thermal_year=2.0,
                           chiller_lifetime_years=20.0, discount_rate_pu=0.05, cost_weight=365.0,
@@ -174,10 +180,7 @@ def test_chiller_cop_is_the_catalog_air_cooled_chiller_with_its_fans():
 
 def test_default_chiller_cop_sizes_the_grid_by_hand():
     # as the chiller test above without a COP: the peak site load is 50 kW + 400 kW / 3.10
-    q = np.full(24, 300.0)
-    q[15] = 400.0
-    op = _day(load_kw=np.full(24, 50.0), grid_import_max_kw=1e6, demand_charge_usd_kw_month=0.0,
-              price_usd_kwh=np.full(24, 0.05))
+    q, op = _cooled_day()
     inp = ExpansionInputs(operation=op, cooling_load_kw_thermal=q, cost_weight=365.0, turbine_units_max=0.0,
                           battery_p_new_max_kw=0.0, battery_e_new_max_kwh=0.0)
     ds = solve_expansion(inp)
